@@ -1,0 +1,316 @@
+//! `Config`: the `ms_*` options, with Ceph's names and 16.2.15 defaults (spec §7), plus the few
+//! limits of our own that Ceph lacks (marked "msgr" below).
+//!
+//! Every option can be set by its Ceph name from text ([`Config::set`]), which is how the `msgr`
+//! command turns `--ms-inject-socket-failures 30` into configuration.
+
+use std::time::Duration;
+
+/// Default cap on one message (front + middle + data): 256 MiB. Ceph v1 has no cap at all.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 256 << 20;
+
+/// A configuration value that is wrong, or an option that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// No option has this name.
+    #[error("unknown option {0:?}")]
+    UnknownOption(String),
+    /// The text is not a valid value for the option's type.
+    #[error("option {name}: cannot parse {value:?} as {expected}")]
+    BadValue {
+        /// Option name.
+        name: String,
+        /// The text given.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// Options that parse but contradict each other or their range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Parsing an option value from text.
+trait OptionValue: Sized {
+    const EXPECTED: &'static str;
+    fn parse_value(s: &str) -> Option<Self>;
+    fn show(&self) -> String;
+}
+
+impl OptionValue for bool {
+    const EXPECTED: &'static str = "true or false";
+    fn parse_value(s: &str) -> Option<Self> {
+        match s {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => None,
+        }
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+macro_rules! int_option {
+    ($($t:ty),*) => {$(
+        impl OptionValue for $t {
+            const EXPECTED: &'static str = "an integer";
+            fn parse_value(s: &str) -> Option<Self> { s.parse().ok() }
+            fn show(&self) -> String { self.to_string() }
+        }
+    )*};
+}
+int_option!(u16, u32, u64, usize);
+
+impl OptionValue for f64 {
+    const EXPECTED: &'static str = "a number";
+    fn parse_value(s: &str) -> Option<Self> {
+        s.parse().ok().filter(|v: &f64| v.is_finite())
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl OptionValue for String {
+    const EXPECTED: &'static str = "a string";
+    fn parse_value(s: &str) -> Option<Self> {
+        Some(s.to_string())
+    }
+    fn show(&self) -> String {
+        self.clone()
+    }
+}
+
+/// Durations are written in seconds, as Ceph does (`0.2`, `15`).
+impl OptionValue for Duration {
+    const EXPECTED: &'static str = "seconds (a non-negative number)";
+    fn parse_value(s: &str) -> Option<Self> {
+        let secs: f64 = s.parse().ok()?;
+        (secs.is_finite() && secs >= 0.0 && secs < 1e12).then(|| Duration::from_secs_f64(secs))
+    }
+    fn show(&self) -> String {
+        self.as_secs_f64().to_string()
+    }
+}
+
+macro_rules! options {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr ; )*) => {
+        /// Messenger configuration. Field names are Ceph's option names.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Config {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config { $( $name: $default, )* }
+            }
+        }
+
+        impl Config {
+            /// Every option name, in declaration order.
+            pub const OPTION_NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// Sets one option by its Ceph name (`-` and `_` are interchangeable) from text.
+            pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+                let key = name.replace('-', "_");
+                $(
+                    if key == stringify!($name) {
+                        self.$name = <$ty as OptionValue>::parse_value(value).ok_or_else(|| {
+                            ConfigError::BadValue {
+                                name: key.clone(),
+                                value: value.to_string(),
+                                expected: <$ty as OptionValue>::EXPECTED,
+                            }
+                        })?;
+                        return Ok(());
+                    }
+                )*
+                Err(ConfigError::UnknownOption(name.to_string()))
+            }
+
+            /// Reads one option as text, by its Ceph name.
+            pub fn get(&self, name: &str) -> Option<String> {
+                let key = name.replace('-', "_");
+                $( if key == stringify!($name) { return Some(self.$name.show()); } )*
+                None
+            }
+
+            $(
+                $(#[doc = $doc])*
+                #[doc = "(builder form)"]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+options! {
+    /// Lowest port a daemon binds when no port is given.
+    ms_bind_port_min: u16 = 6800;
+    /// Highest port a daemon binds when no port is given.
+    ms_bind_port_max: u16 = 7300;
+    /// Bind attempts after the first fails.
+    ms_bind_retry_count: u32 = 3;
+    /// Delay between bind attempts.
+    ms_bind_retry_delay: Duration = Duration::from_secs(5);
+    /// First reconnect delay; doubles per failed attempt.
+    ms_initial_backoff: Duration = Duration::from_millis(200);
+    /// Largest reconnect delay, and the delay after WAIT.
+    ms_max_backoff: Duration = Duration::from_secs(15);
+    /// Set TCP_NODELAY on every socket.
+    ms_tcp_nodelay: bool = true;
+    /// SO_RCVBUF for sockets; 0 leaves the kernel default.
+    ms_tcp_rcvbuf: usize = 0;
+    /// Read-ahead: bytes read from the socket in one go when no large section is pending.
+    ms_tcp_prefetch_max_size: usize = 4096;
+    /// Listen backlog.
+    ms_tcp_listen_backlog: u32 = 512;
+    /// Deadline for a handshake to reach READY, on both sides.
+    ms_connection_ready_timeout: Duration = Duration::from_secs(10);
+    /// An open connection with no traffic for this long is closed.
+    ms_connection_idle_timeout: Duration = Duration::from_secs(900);
+    /// Check header, front and middle CRCs.
+    ms_crc_header: bool = true;
+    /// Compute and check data CRCs.
+    ms_crc_data: bool = true;
+    /// Bytes of received messages not yet dispatched, across the messenger, before reading pauses.
+    ms_dispatch_throttle_bytes: u64 = 100 << 20;
+    /// Panic on an old (duplicate) message instead of dropping it. Test hook.
+    ms_die_on_old_message: bool = false;
+    /// Learn our own IP from the address the peer saw.
+    ms_learn_addr_from_peer: bool = true;
+    /// Accept errors in a row before the accepter gives up.
+    ms_max_accept_failures: u32 = 4;
+    /// N > 0: about 1 in N socket reads / writes fails on purpose. Test hook.
+    ms_inject_socket_failures: u64 = 0;
+    /// Seconds (at most) to sleep at chosen points of connection handling. Test hook.
+    ms_inject_internal_delays: f64 = 0.0;
+    /// Peer types (space-separated names: "osd client") whose messages get delayed. Test hook.
+    ms_inject_delay_type: String = String::new();
+    /// Largest injected delivery delay.
+    ms_inject_delay_max: Duration = Duration::from_secs(1);
+    /// Chance (0..1) that a message from a listed peer type is delayed.
+    ms_inject_delay_probability: f64 = 0.0;
+    /// msgr: largest message accepted (front + middle + data), checked before allocating.
+    ms_max_message_bytes: u64 = DEFAULT_MAX_MESSAGE_BYTES;
+    /// msgr: KEEPALIVE2 cadence on idle lossless sessions (0 disables).
+    ms_keepalive_interval: Duration = Duration::from_secs(10);
+    /// msgr: a peer that stops mid-frame for this long is faulted.
+    ms_stall_timeout: Duration = Duration::from_secs(30);
+    /// msgr: most accepted connections open at once (0 = unlimited); extra ones are closed at once.
+    ms_max_connections: usize = 0;
+    /// msgr: worker threads (arbiters); 0 means one per core.
+    ms_threads: usize = 0;
+}
+
+impl Config {
+    /// Checks ranges and relations between options.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.ms_bind_port_min > self.ms_bind_port_max {
+            return bad(format!(
+                "ms_bind_port_min {} > ms_bind_port_max {}",
+                self.ms_bind_port_min, self.ms_bind_port_max
+            ));
+        }
+        if self.ms_initial_backoff > self.ms_max_backoff {
+            return bad("ms_initial_backoff exceeds ms_max_backoff".into());
+        }
+        if self.ms_initial_backoff.is_zero() {
+            return bad("ms_initial_backoff must be positive".into());
+        }
+        if self.ms_max_message_bytes == 0 || self.ms_max_message_bytes > u32::MAX as u64 * 3 {
+            return bad("ms_max_message_bytes must be in 1..=3*u32::MAX".into());
+        }
+        if self.ms_dispatch_throttle_bytes == 0 {
+            return bad("ms_dispatch_throttle_bytes must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.ms_inject_delay_probability) {
+            return bad("ms_inject_delay_probability must be within 0..=1".into());
+        }
+        if self.ms_inject_internal_delays < 0.0 {
+            return bad("ms_inject_internal_delays must not be negative".into());
+        }
+        if self.ms_tcp_prefetch_max_size == 0 {
+            return bad("ms_tcp_prefetch_max_size must be positive".into());
+        }
+        if self.ms_connection_ready_timeout.is_zero() {
+            return bad("ms_connection_ready_timeout must be positive".into());
+        }
+        for name in self.ms_inject_delay_type.split_whitespace() {
+            if crate::entity::EntityType::from_name(name).is_none() {
+                return bad(format!(
+                    "ms_inject_delay_type: unknown entity type {name:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The receive-side limits the frame decoder enforces.
+    pub fn decoder_limits(&self) -> crate::wire::decoder::DecoderLimits {
+        crate::wire::decoder::DecoderLimits {
+            max_message_bytes: self.ms_max_message_bytes,
+            crc_header: self.ms_crc_header,
+            crc_data: self.ms_crc_data,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_ceph_16_2_15() {
+        let c = Config::default();
+        assert_eq!((c.ms_bind_port_min, c.ms_bind_port_max), (6800, 7300));
+        assert_eq!(c.ms_initial_backoff, Duration::from_millis(200));
+        assert_eq!(c.ms_max_backoff, Duration::from_secs(15));
+        assert_eq!(c.ms_dispatch_throttle_bytes, 104857600);
+        assert_eq!(c.ms_connection_idle_timeout, Duration::from_secs(900));
+        assert_eq!(c.ms_max_accept_failures, 4);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn set_by_name_with_dashes_and_errors() {
+        let mut c = Config::default();
+        c.set("ms-inject-socket-failures", "30").unwrap();
+        assert_eq!(c.ms_inject_socket_failures, 30);
+        c.set("ms_max_backoff", "1").unwrap();
+        assert_eq!(c.get("ms_max_backoff").unwrap(), "1");
+        assert!(matches!(
+            c.set("ms_nope", "1"),
+            Err(ConfigError::UnknownOption(_))
+        ));
+        assert!(matches!(
+            c.set("ms_tcp_nodelay", "maybe"),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(matches!(
+            c.set("ms_max_backoff", "-1"),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(Config::OPTION_NAMES.contains(&"ms_crc_data"));
+    }
+
+    #[test]
+    fn validation_catches_contradictions() {
+        let c = Config::default()
+            .ms_bind_port_min(8000)
+            .ms_bind_port_max(7000);
+        assert!(c.validate().is_err());
+        let c = Config::default().ms_initial_backoff(Duration::from_secs(20));
+        assert!(c.validate().is_err());
+        let c = Config::default().ms_inject_delay_probability(2.0);
+        assert!(c.validate().is_err());
+        let c = Config::default().ms_inject_delay_type("osd bogus".into());
+        assert!(c.validate().is_err());
+    }
+}
