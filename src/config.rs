@@ -87,7 +87,9 @@ impl OptionValue for Duration {
     const EXPECTED: &'static str = "seconds (a non-negative number)";
     fn parse_value(s: &str) -> Option<Self> {
         let secs: f64 = s.parse().ok()?;
-        (secs.is_finite() && secs >= 0.0 && secs < 1e12).then(|| Duration::from_secs_f64(secs))
+        (0.0..1e12)
+            .contains(&secs)
+            .then(|| Duration::from_secs_f64(secs))
     }
     fn show(&self) -> String {
         self.as_secs_f64().to_string()

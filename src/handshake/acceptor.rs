@@ -43,6 +43,10 @@ pub struct ExistingSession {
     pub lossy: bool,
     /// Its policy is a server policy.
     pub policy_server: bool,
+    /// Some handshake of this session completed (the peer confirmed our open reply by sending
+    /// its in_seq after SEQ, or we sent READY). False while the only open reply we sent may
+    /// never have reached the peer.
+    pub established: bool,
 }
 
 /// The state of an existing session, as the acceptor's rules need it.
@@ -161,6 +165,12 @@ pub fn decide(req: &ConnectRequest, ctx: &AcceptContext) -> Decision {
         return Decision::open(true, true, false);
     }
     if c.connect_seq == 0 && ex.connect_seq > 0 {
+        if !ex.established {
+            // Our first open reply never reached the peer, so it still (rightly) dials with
+            // cs 0. Nothing was exchanged on that session: resume it rather than treating
+            // this as a restarted peer and dropping what we have queued for it.
+            return Decision::open(true, false, false);
+        }
         return Decision::open(true, policy.resetcheck, true);
     }
     if c.connect_seq < ex.connect_seq {

@@ -6,6 +6,8 @@
 pub mod acceptor;
 pub mod authorizer;
 pub mod connector;
+#[cfg(test)]
+mod pair_tests;
 
 pub use acceptor::{
     decide, AcceptContext, Accepted, Acceptor, AcceptorEvent, ConnectRequest, Decision,
