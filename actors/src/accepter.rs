@@ -1,0 +1,232 @@
+//! `Accepter`: the listening socket. Each accepted socket is handed to a shard (round-robin),
+//! where an accept task greets the peer, reads its connect, and asks the session's Pipe (found or
+//! created by the Registry) what to answer. On an Open decision the socket moves into that Pipe.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use msgr::handshake::{Acceptor, AcceptorEvent, Decision, ReplyContext};
+use tokio::io::AsyncWriteExt;
+
+use crate::counters::Counters;
+use crate::error::PipeError;
+use crate::net;
+use crate::pipe::{Adopt, DecideAccept};
+use crate::registry::RouteAccept;
+use crate::shared::Shared;
+
+/// Counts an accepted socket while it lives (for `ms_max_connections`).
+#[derive(Debug)]
+pub(crate) struct SocketSlot(Arc<AtomicUsize>);
+
+impl SocketSlot {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::AcqRel);
+        SocketSlot(open.clone())
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The listener actor.
+pub struct Accepter {
+    listener: Option<std::net::TcpListener>,
+    shared: Arc<Shared>,
+}
+
+/// Stops accepting (the listening socket is closed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopAccepting;
+
+impl Accepter {
+    pub(crate) fn new(listener: std::net::TcpListener, shared: Arc<Shared>) -> Self {
+        Accepter {
+            listener: Some(listener),
+            shared,
+        }
+    }
+}
+
+impl Actor for Accepter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        ctx.spawn(
+            accept_loop(listener, shared)
+                .into_actor(self)
+                .map(|_, _, ctx| ctx.stop()),
+        );
+    }
+}
+
+impl Handler<StopAccepting> for Accepter {
+    type Result = ();
+    fn handle(&mut self, _: StopAccepting, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
+    let listener = match net::attach_listener(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register the listening socket");
+            return;
+        }
+    };
+    let open = Arc::new(AtomicUsize::new(0));
+    let max = shared.config.ms_max_connections;
+    let mut failures = 0;
+    let mut next = 0usize;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                failures = 0;
+                Counters::add(&shared.counters.accepts, 1);
+                if max > 0 && open.load(Ordering::Acquire) >= max {
+                    Counters::add(&shared.counters.accept_refused, 1);
+                    tracing::warn!(%peer, max, "connection limit reached; closing the new connection");
+                    continue;
+                }
+                let slot = SocketSlot::new(&open);
+                if let Err(e) = net::tune(&stream, &shared.config) {
+                    tracing::debug!(%peer, error = %e, "cannot set socket options");
+                }
+                let shard = next % shared.shards.len();
+                next = next.wrapping_add(1);
+                let std_stream = match net::detach(stream) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "cannot hand the socket to a shard");
+                        continue;
+                    }
+                };
+                let sh = shared.clone();
+                shared.shards[shard].spawn(async move {
+                    if let Err(e) = accept_handshake(std_stream, sh.clone(), shard, slot).await {
+                        tracing::info!(%peer, error = %e, "accept failed");
+                        sh.counters.fault(e.kind());
+                    }
+                });
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, failures, "accept failed");
+                if failures >= shared.config.ms_max_accept_failures {
+                    tracing::error!(
+                        failures,
+                        "too many accept failures in a row; the accepter stops"
+                    );
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Greets, reads connects, and gets each one decided by the peer's Pipe, until one opens.
+async fn accept_handshake(
+    std_stream: std::net::TcpStream,
+    shared: Arc<Shared>,
+    shard: usize,
+    slot: SocketSlot,
+) -> Result<(), PipeError> {
+    let mut stream = net::attach(std_stream)?;
+    let peer = stream.peer_addr()?;
+    let mut acceptor = Acceptor::new(shared.my_addr(), peer);
+    let mut inbuf = BytesMut::with_capacity(512);
+    let deadline = shared.config.ms_connection_ready_timeout;
+    let handed_over = tokio::time::timeout(deadline, async {
+        // (the type of what the handshake hands over, for `?` below)
+        type HandOver = Option<(
+            Addr<crate::pipe::Pipe>,
+            Decision,
+            msgr::handshake::ConnectRequest,
+        )>;
+        loop {
+            if let Some(out) = acceptor.take_output() {
+                stream.write_all(&out).await?;
+            }
+            let req = match acceptor.handle_input(&mut inbuf)? {
+                None => {
+                    crate::pipe::read_more(&mut stream, &mut inbuf, acceptor.wanted()).await?;
+                    continue;
+                }
+                Some(AcceptorEvent::Connect(req)) => req,
+                Some(AcceptorEvent::Ready(_)) => unreachable!("opens are finished by the Pipe"),
+            };
+            let peer_type = req.connect.host_type;
+            tracing::trace!(%peer, ?req.connect, "connect received");
+            let decision = decide_via_pipe(&shared, &req, shard).await;
+            let Some((pipe, decision)) = decision else {
+                return Err(PipeError::Io(std::io::Error::other(
+                    "messenger is shutting down",
+                )));
+            };
+            if let Decision::Open { .. } = decision {
+                return Ok::<HandOver, PipeError>(Some((pipe, decision, req)));
+            }
+            if matches!(
+                decision,
+                Decision::BadProtoVer | Decision::Features | Decision::BadAuthorizer
+            ) {
+                Counters::add(&shared.counters.accept_refused, 1);
+                tracing::info!(%peer, ?decision, host_type = %peer_type, "refusing connect");
+            }
+            let reply = ReplyContext {
+                policy: shared.policy_for(peer_type),
+                protocol_version: shared.protocol_version(peer_type, false),
+                server_global_seq: shared.next_global_seq(0),
+                in_seq: 0,
+            };
+            acceptor.respond(decision, &reply)?;
+        }
+    })
+    .await
+    .map_err(|_| PipeError::HandshakeTimeout)??;
+    if let Some((pipe, decision, req)) = handed_over {
+        pipe.do_send(Adopt {
+            stream: net::detach(stream)?,
+            acceptor,
+            inbuf,
+            decision,
+            req,
+            slot: Some(slot),
+        });
+    }
+    Ok(())
+}
+
+/// Routes a connect to its Pipe and returns the Pipe's decision. A Pipe that stops between the
+/// route and the question is routed around once more.
+async fn decide_via_pipe(
+    shared: &Arc<Shared>,
+    req: &msgr::handshake::ConnectRequest,
+    shard: usize,
+) -> Option<(Addr<crate::pipe::Pipe>, Decision)> {
+    for _ in 0..2 {
+        let route = RouteAccept {
+            peer_addr: req.peer_addr,
+            peer_type: req.connect.host_type,
+            shard,
+        };
+        let pipe = shared.registry().send(route).await.ok()??;
+        if let Ok(d) = pipe.send(DecideAccept(req.clone())).await {
+            return Some((pipe, d));
+        }
+    }
+    None
+}

@@ -1,0 +1,217 @@
+//! `Connection`: the user's handle to one peer session.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use actix::WeakAddr;
+use msgr::{EntityAddr, EntityName, EntityType, Message};
+
+use crate::counters::{Counters, CountersSnapshot};
+use crate::dispatch::{Deliver, DispatchItem};
+use crate::pipe::{MarkDown, Pipe, SendKeepalive, SendMessage};
+use crate::shared::Shared;
+
+/// Why a send was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The connection was marked down (or its messenger shut down); the message is dropped.
+    #[error("connection is closed")]
+    Closed,
+}
+
+/// A handle to one peer session. Cheap to clone; every clone names the same session.
+///
+/// Sending never blocks: the message is queued on the session's Pipe, which numbers, writes,
+/// and (on lossless policies) keeps it until the peer acks it.
+#[derive(Clone)]
+pub struct Connection {
+    pub(crate) inner: Arc<ConnInner>,
+}
+
+pub(crate) enum Target {
+    /// Set right after the Pipe actor is started (its address exists only then).
+    Pipe(OnceLock<WeakAddr<Pipe>>),
+    /// Our own address: delivered to our dispatchers without a socket.
+    Local(Weak<Shared>),
+}
+
+pub(crate) struct ConnInner {
+    pub(crate) id: u64,
+    pub(crate) shard: usize,
+    pub(crate) peer_type: EntityType,
+    pub(crate) peer_addr: Mutex<EntityAddr>,
+    pub(crate) peer_num: AtomicI64,
+    peer_name_type: AtomicU8,
+    pub(crate) connected: AtomicBool,
+    pub(crate) closed: AtomicBool,
+    pub(crate) features: AtomicU64,
+    pub(crate) counters: Counters,
+    pub(crate) target: Target,
+    local_seq: AtomicU64,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        id: u64,
+        shard: usize,
+        peer_type: EntityType,
+        peer_addr: EntityAddr,
+        target: Target,
+    ) -> Self {
+        Connection {
+            inner: Arc::new(ConnInner {
+                id,
+                shard,
+                peer_type,
+                peer_addr: Mutex::new(peer_addr),
+                peer_num: AtomicI64::new(EntityName::NEW),
+                peer_name_type: AtomicU8::new(peer_type.0),
+                connected: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                features: AtomicU64::new(0),
+                counters: Counters::default(),
+                target,
+                local_seq: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Queues `msg` for the peer. Priority 0 means the default (127).
+    pub fn send_message(&self, msg: Message) -> Result<(), SendError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        match &self.inner.target {
+            Target::Pipe(w) => {
+                let pipe = w
+                    .get()
+                    .and_then(WeakAddr::upgrade)
+                    .ok_or(SendError::Closed)?;
+                pipe.do_send(SendMessage(msg));
+                Ok(())
+            }
+            Target::Local(shared) => {
+                let shared = shared.upgrade().ok_or(SendError::Closed)?;
+                let mut msg = msg;
+                msg.src = shared.name;
+                msg.seq = self.inner.local_seq.fetch_add(1, Ordering::Relaxed) + 1;
+                Counters::add(&self.inner.counters.msgs_out, 1);
+                Counters::add(&self.inner.counters.msgs_in, 1);
+                shared.dispatch_queue(self.inner.shard).do_send(Deliver {
+                    conn: self.clone(),
+                    items: vec![DispatchItem::message(msg, Default::default())],
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends a KEEPALIVE2 (or KEEPALIVE to peers without it) soon.
+    pub fn send_keepalive(&self) {
+        if let Some(p) = self.pipe() {
+            {
+                p.do_send(SendKeepalive);
+            }
+        }
+    }
+
+    /// Closes the session: queued messages are dropped, the socket closed, and the peer sees a
+    /// reset. No ms_handle_reset is delivered for a local mark-down.
+    pub fn mark_down(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.connected.store(false, Ordering::Release);
+        if let Some(p) = self.pipe() {
+            {
+                p.do_send(MarkDown { graceful: false });
+            }
+        }
+    }
+
+    /// True while a socket to the peer is open and its session is READY (always for a local connection).
+    pub fn is_connected(&self) -> bool {
+        match self.inner.target {
+            Target::Local(_) => !self.inner.closed.load(Ordering::Acquire),
+            Target::Pipe(_) => self.inner.connected.load(Ordering::Acquire),
+        }
+    }
+
+    /// True once marked down (by us, or by a lossy fault).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// The peer's address (its nonce learned at the first handshake).
+    pub fn peer_addr(&self) -> EntityAddr {
+        *self.inner.peer_addr.lock().expect("peer_addr lock")
+    }
+
+    /// The peer's entity type.
+    pub fn peer_type(&self) -> EntityType {
+        self.inner.peer_type
+    }
+
+    /// The peer's name, as learned from the messages it sent (`type.?` until then).
+    pub fn peer_name(&self) -> EntityName {
+        EntityName::new(
+            EntityType(self.inner.peer_name_type.load(Ordering::Relaxed)),
+            self.inner.peer_num.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Features negotiated with the peer (0 before the first handshake).
+    pub fn features(&self) -> u64 {
+        self.inner.features.load(Ordering::Relaxed)
+    }
+
+    /// This connection's perf counters.
+    pub fn counters(&self) -> CountersSnapshot {
+        self.inner.counters.snapshot()
+    }
+
+    /// A process-unique id for this connection.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// True for the socket-less connection to our own address.
+    pub fn is_local(&self) -> bool {
+        matches!(self.inner.target, Target::Local(_))
+    }
+
+    pub(crate) fn pipe(&self) -> Option<actix::Addr<Pipe>> {
+        match &self.inner.target {
+            Target::Pipe(w) => w.get().and_then(WeakAddr::upgrade),
+            Target::Local(_) => None,
+        }
+    }
+
+    pub(crate) fn set_peer_name(&self, name: EntityName) {
+        self.inner
+            .peer_name_type
+            .store(name.ty.0, Ordering::Relaxed);
+        self.inner.peer_num.store(name.num, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_peer_addr(&self, addr: EntityAddr) {
+        *self.inner.peer_addr.lock().expect("peer_addr lock") = addr;
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.inner.id)
+            .field("peer", &self.peer_name())
+            .field("addr", &self.peer_addr().to_string())
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl PartialEq for Connection {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Connection {}

@@ -1,0 +1,109 @@
+//! Perf counters: per messenger and per connection, lock-free, readable as a struct or JSON.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+macro_rules! counters {
+    ($(#[$m:meta])* $name:ident / $snap:ident { $( $(#[doc = $d:literal])* $f:ident ),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Default)]
+        pub struct $name { $( $(#[doc = $d])* pub $f: AtomicU64, )* }
+
+        /// A point-in-time copy of the counters.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+        pub struct $snap { $( $(#[doc = $d])* pub $f: u64, )* }
+
+        impl $name {
+            /// Reads every counter.
+            pub fn snapshot(&self) -> $snap {
+                $snap { $( $f: self.$f.load(Relaxed), )* }
+            }
+        }
+
+        impl std::ops::AddAssign for $snap {
+            fn add_assign(&mut self, o: Self) {
+                $( self.$f += o.$f; )*
+            }
+        }
+
+        impl $snap {
+            /// The counters as a JSON object.
+            pub fn to_json(&self) -> String {
+                serde_json::to_string(self).expect("counters serialize")
+            }
+        }
+    };
+}
+
+counters! {
+    /// Counters of one connection (and, summed, of a messenger).
+    Counters / CountersSnapshot {
+        /// Messages received and accepted.
+        msgs_in,
+        /// Messages written (first sends and replays).
+        msgs_out,
+        /// Payload bytes received.
+        bytes_in,
+        /// Bytes written to sockets.
+        bytes_out,
+        /// ACK frames sent.
+        acks_out,
+        /// ACK frames received.
+        acks_in,
+        /// KEEPALIVE / KEEPALIVE2 frames sent.
+        keepalives_out,
+        /// KEEPALIVE / KEEPALIVE2 / KEEPALIVE2_ACK frames received.
+        keepalives_in,
+        /// Successful connects after the first.
+        reconnects,
+        /// Messages re-sent after a reconnect.
+        replayed,
+        /// Requeued messages the peer already had (dropped after SEQ).
+        skipped_after_seq,
+        /// Duplicate messages received and dropped.
+        duplicates,
+        /// Messages dropped by session resets or lossy mark-downs.
+        dropped,
+        /// Socket faults, all kinds.
+        faults,
+        /// Faults from I/O errors or EOF.
+        faults_io,
+        /// Faults from malformed input.
+        faults_decode,
+        /// Faults from failed handshakes.
+        faults_handshake,
+        /// Faults from timeouts (handshake, stall, idle).
+        faults_timeout,
+        /// Faults injected on purpose (socket failures, killed actors).
+        faults_injected,
+        /// Times the reader waited for the dispatch throttle.
+        throttle_waits,
+        /// Connections accepted.
+        accepts,
+        /// Accepted connections refused (limit reached, or handshake refused).
+        accept_refused,
+        /// Session resets (RESETSESSION, restarted peers).
+        session_resets,
+    }
+}
+
+impl Counters {
+    /// Adds `n` to a counter.
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    /// Counts a fault by its kind.
+    pub fn fault(&self, kind: &str) {
+        Self::add(&self.faults, 1);
+        let c = match kind {
+            "io" | "peer_closed" => &self.faults_io,
+            "decode" => &self.faults_decode,
+            "handshake" | "wait" => &self.faults_handshake,
+            "handshake_timeout" | "stalled" | "idle" => &self.faults_timeout,
+            _ => &self.faults_injected,
+        };
+        Self::add(c, 1);
+    }
+}

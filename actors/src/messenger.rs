@@ -1,0 +1,345 @@
+//! `Messenger`: the user's entry point. Built from an entity name, a `Config`, policies and
+//! dispatchers; binds, starts accepting, hands out `Connection`s, and shuts down gracefully.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_rt::Arbiter;
+use msgr::handshake::Authorizer;
+use msgr::{Config, EntityAddr, EntityName, EntityType, Policy};
+use tokio::sync::Notify;
+
+use crate::accepter::{Accepter, StopAccepting};
+use crate::connection::{Connection, Target};
+use crate::counters::CountersSnapshot;
+use crate::dispatch::{DispatchQueue, Dispatcher};
+use crate::error::MessengerError;
+use crate::net;
+use crate::registry::{GetConnection, ListConnections, MarkDownAll, Registry};
+use crate::shared::Shared;
+
+/// Builds a [`Messenger`].
+pub struct MessengerBuilder {
+    name: EntityName,
+    config: Config,
+    default_policy: Policy,
+    policies: HashMap<EntityType, Policy>,
+    dispatchers: Vec<Arc<dyn Dispatcher>>,
+    authorizer: Option<Authorizer>,
+    nonce: Option<u32>,
+}
+
+impl MessengerBuilder {
+    /// The configuration (default: Ceph's defaults).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The policy for peer types without one of their own (default: Ceph's `Policy()`).
+    pub fn default_policy(mut self, policy: Policy) -> Self {
+        self.default_policy = policy;
+        self
+    }
+
+    /// The policy toward peers of type `ty`.
+    pub fn policy(mut self, ty: EntityType, policy: Policy) -> Self {
+        self.policies.insert(ty, policy);
+        self
+    }
+
+    /// Adds a dispatcher; each message goes to the first that handles it.
+    pub fn dispatcher(mut self, d: Arc<dyn Dispatcher>) -> Self {
+        self.dispatchers.push(d);
+        self
+    }
+
+    /// An authorizer to send with every connect (e.g. AuthNone toward a monitor).
+    pub fn authorizer(mut self, a: Authorizer) -> Self {
+        self.authorizer = Some(a);
+        self
+    }
+
+    /// Our address nonce (default: random; monitors use 0).
+    pub fn nonce(mut self, nonce: u32) -> Self {
+        self.nonce = Some(nonce);
+        self
+    }
+
+    /// Starts the messenger's shards (`ms_threads` arbiters, default one per core) and its
+    /// registry and dispatch queues. Must be called inside a running actix `System`.
+    pub fn build(self) -> Result<Messenger, MessengerError> {
+        self.config.validate()?;
+        let threads = match self.config.ms_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
+        let handles = arbiters.iter().map(Arbiter::handle).collect();
+        let nonce = self.nonce.unwrap_or_else(|| rand::random::<u32>() | 1);
+        let shared = Arc::new(Shared::new(
+            self.name,
+            self.config,
+            self.default_policy,
+            self.policies,
+            self.dispatchers,
+            self.authorizer,
+            nonce,
+            handles,
+        ));
+        let queues = shared
+            .shards
+            .iter()
+            .map(|h| {
+                let sh = shared.clone();
+                DispatchQueue::start_in_arbiter(h, move |_| DispatchQueue::new(sh))
+            })
+            .collect();
+        let _ = shared.dispatch_queues.set(queues);
+        let sh = shared.clone();
+        let registry = Registry::start_in_arbiter(&shared.shards[0], move |_| Registry::new(sh));
+        let _ = shared.registry.set(registry);
+        Ok(Messenger {
+            shared,
+            inner: Arc::new(Inner {
+                arbiters: Mutex::new(arbiters),
+                listener: Mutex::new(None),
+                accepter: Mutex::new(None),
+                local: OnceLock::new(),
+                is_shutdown: AtomicBool::new(false),
+                shutdown_done: Notify::new(),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    arbiters: Mutex<Vec<Arbiter>>,
+    listener: Mutex<Option<std::net::TcpListener>>,
+    accepter: Mutex<Option<Addr<Accepter>>>,
+    local: OnceLock<Connection>,
+    is_shutdown: AtomicBool,
+    shutdown_done: Notify,
+}
+
+/// A messenger: one entity's endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct Messenger {
+    pub(crate) shared: Arc<Shared>,
+    inner: Arc<Inner>,
+}
+
+impl Messenger {
+    /// Starts building a messenger for entity `name`.
+    pub fn builder(name: EntityName) -> MessengerBuilder {
+        MessengerBuilder {
+            name,
+            config: Config::default(),
+            default_policy: Policy::default_policy(0),
+            policies: HashMap::new(),
+            dispatchers: Vec::new(),
+            authorizer: None,
+            nonce: None,
+        }
+    }
+
+    /// Our entity name.
+    pub fn name(&self) -> EntityName {
+        self.shared.name
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Our address (blank until bound or learned from a peer).
+    pub fn my_addr(&self) -> EntityAddr {
+        self.shared.my_addr()
+    }
+
+    /// Binds the listening socket (spec §7): port 0 takes the first free port in
+    /// ms_bind_port_min..=max. An unspecified IP (0.0.0.0) is learned from the first peer.
+    pub async fn bind(&self, addr: SocketAddr) -> Result<EntityAddr, MessengerError> {
+        self.check_running()?;
+        let listener = net::bind(addr, &self.shared.config)
+            .await
+            .map_err(|source| MessengerError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| MessengerError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let me = EntityAddr::new(local, self.shared.nonce);
+        self.shared.set_my_addr(me);
+        *self.inner.listener.lock().expect("listener lock") = Some(listener);
+        Ok(me)
+    }
+
+    /// Starts accepting connections on the bound socket (a client that never binds need not call it).
+    pub fn start(&self) -> Result<(), MessengerError> {
+        self.check_running()?;
+        let listener = self.inner.listener.lock().expect("listener lock").take();
+        let Some(listener) = listener else {
+            return Err(MessengerError::NotBound);
+        };
+        let sh = self.shared.clone();
+        let accepter = Accepter::start_in_arbiter(&self.shared.shards[0], move |_| {
+            Accepter::new(listener, sh)
+        });
+        *self.inner.accepter.lock().expect("accepter lock") = Some(accepter);
+        Ok(())
+    }
+
+    fn check_running(&self) -> Result<(), MessengerError> {
+        if self.inner.is_shutdown.load(Ordering::Acquire) {
+            return Err(MessengerError::Shutdown);
+        }
+        Ok(())
+    }
+
+    /// The session to `addr` (a peer of type `peer_type`), created and dialled if there is none.
+    /// The server must claim exactly this address, nonce included. Our own address gives a
+    /// local connection that delivers to our dispatchers without a socket.
+    pub async fn get_connection(
+        &self,
+        addr: EntityAddr,
+        peer_type: EntityType,
+    ) -> Result<Connection, MessengerError> {
+        self.connection(addr, peer_type, true).await
+    }
+
+    /// Like [`get_connection`](Self::get_connection) for a bare `IP:port`: whatever nonce the
+    /// server has is accepted (and learned).
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        peer_type: EntityType,
+    ) -> Result<Connection, MessengerError> {
+        self.connection(EntityAddr::new(addr, 0), peer_type, false)
+            .await
+    }
+
+    async fn connection(
+        &self,
+        addr: EntityAddr,
+        peer_type: EntityType,
+        check_nonce: bool,
+    ) -> Result<Connection, MessengerError> {
+        self.check_running()?;
+        if addr.addr.is_none() || addr.port() == 0 {
+            return Err(MessengerError::BlankAddress(addr.to_string()));
+        }
+        let me = self.my_addr();
+        if me.port() != 0 && addr.same_legacy(&me) {
+            return Ok(self.local_connection());
+        }
+        let get = GetConnection {
+            addr,
+            peer_type,
+            check_nonce,
+        };
+        self.shared
+            .registry()
+            .send(get)
+            .await
+            .ok()
+            .flatten()
+            .ok_or(MessengerError::Shutdown)
+    }
+
+    /// The socket-less connection to ourselves.
+    pub fn local_connection(&self) -> Connection {
+        self.inner
+            .local
+            .get_or_init(|| {
+                Connection::new(
+                    self.shared.next_conn_id(),
+                    0,
+                    self.shared.name.ty,
+                    self.my_addr(),
+                    Target::Local(Arc::downgrade(&self.shared)),
+                )
+            })
+            .clone()
+    }
+
+    /// Every live connection (outgoing and accepted).
+    pub async fn connections(&self) -> Vec<Connection> {
+        self.shared
+            .registry()
+            .send(ListConnections)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Marks down every connection at once (queued messages are dropped).
+    pub async fn mark_down_all(&self) {
+        let _ = self
+            .shared
+            .registry()
+            .send(MarkDownAll {
+                graceful: false,
+                shutting_down: false,
+            })
+            .await;
+    }
+
+    /// Messenger-wide perf counters.
+    pub fn counters(&self) -> CountersSnapshot {
+        self.shared.counters.snapshot()
+    }
+
+    /// Graceful shutdown: stop accepting, flush what each connection has queued, close every
+    /// socket, and stop the shard threads. Waits up to two seconds for the flushes.
+    pub async fn shutdown(&self) {
+        if self.inner.is_shutdown.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(a) = self.inner.accepter.lock().expect("accepter lock").take() {
+            a.do_send(StopAccepting);
+        }
+        let registry = self.shared.registry().clone();
+        let _ = registry
+            .send(MarkDownAll {
+                graceful: true,
+                shutting_down: true,
+            })
+            .await;
+        // Bounded wait for the pipes to flush and unregister.
+        for _ in 0..200 {
+            match registry.send(ListConnections).await {
+                Ok(v) if !v.is_empty() => tokio::time::sleep(Duration::from_millis(10)).await,
+                _ => break,
+            }
+        }
+        for a in self.inner.arbiters.lock().expect("arbiters lock").drain(..) {
+            a.stop();
+        }
+        self.inner.shutdown_done.notify_waiters();
+    }
+
+    /// Waits until [`shutdown`](Self::shutdown) has finished.
+    pub async fn wait(&self) {
+        let notified = self.inner.shutdown_done.notified();
+        if self.inner.is_shutdown.load(Ordering::Acquire)
+            && self
+                .inner
+                .arbiters
+                .lock()
+                .expect("arbiters lock")
+                .is_empty()
+        {
+            return;
+        }
+        notified.await;
+    }
+}

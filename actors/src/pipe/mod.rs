@@ -1,0 +1,1026 @@
+//! `Pipe`: one peer session. It owns the session's sequencing state (`msgr::session::Session`)
+//! and connection bookkeeping (connect_seq, peer global_seq), drives the handshakes, and owns the
+//! PipeReader and PipeWriter of its current socket.
+//!
+//! The Pipe is an actix `Supervised` actor. A socket fault stops it; `restarting()` tears the
+//! socket down and requeues every unacked message; `started()` then applies the policy's verdict
+//! (spec §5): mark down (lossy), reconnect with backoff and replay (lossless client / peer),
+//! stand by (server, standby policies). The actor's address, and so every `Connection` handle,
+//! survives the restart.
+
+mod handshake;
+
+pub(crate) use handshake::read_more;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use msgr::features::{self, MSGR_KEEPALIVE2};
+use msgr::handshake::authorizer::verify_auth_none;
+use msgr::handshake::connector::uses_msg_auth;
+use msgr::handshake::{
+    decide, AcceptContext, Acceptor, ConnectRequest, ConnectorParams, Decision, ExistingSession,
+    ExistingState, ReplyContext,
+};
+use msgr::policy::{Backoff, FaultAction, FaultContext, ReconnectKind};
+use msgr::session::{Receive, Session, SessionStats};
+use msgr::wire::{
+    encode_ack, encode_keepalive, encode_keepalive2, Frame, FrameDecoder, FrameEncoder, Timespec,
+};
+use msgr::{EntityAddr, EntityType, Message, Policy};
+use rand::Rng;
+
+use crate::accepter::SocketSlot;
+use crate::connection::{Connection, Target};
+use crate::counters::Counters;
+use crate::dispatch::{ConnEvent, Deliver, DispatchItem};
+use crate::error::PipeError;
+use crate::net;
+use crate::reader::{InFrame, PipeReader, ReaderConfig, StopReader};
+use crate::registry::Unregister;
+use crate::shared::Shared;
+use crate::throttle::{ReceiveThrottles, Throttle};
+use crate::writer::{CloseAfterFlush, PipeWriter, StopWriter, Write};
+
+/// Connection → Pipe: queue a message.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SendMessage(pub(crate) Message);
+
+/// Connection → Pipe: send a keepalive.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SendKeepalive;
+
+/// Connection / Registry → Pipe: close the session. Graceful: flush what is queued first.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct MarkDown {
+    pub(crate) graceful: bool,
+}
+
+/// PipeReader → Pipe: frames decoded from socket generation `gen`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Incoming {
+    pub(crate) gen: u64,
+    pub(crate) frames: Vec<InFrame>,
+}
+
+/// PipeReader / PipeWriter → Pipe: socket generation `gen` failed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SocketFault {
+    pub(crate) gen: u64,
+    pub(crate) error: PipeError,
+}
+
+/// Accept task → Pipe: decide on a connect request, with this session's exact state (spec §2.6).
+#[derive(Message)]
+#[rtype(result = "Decision")]
+pub(crate) struct DecideAccept(pub(crate) ConnectRequest);
+
+/// Accept task → Pipe: after an Open decision, take over the socket and finish the handshake.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Adopt {
+    pub(crate) stream: std::net::TcpStream,
+    pub(crate) acceptor: Acceptor,
+    pub(crate) inbuf: BytesMut,
+    pub(crate) decision: Decision,
+    pub(crate) req: ConnectRequest,
+    pub(crate) slot: Option<SocketSlot>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Flush;
+
+/// Which actor of a connection to stop, for supervision fault tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillTarget {
+    /// The PipeReader (its socket half is dropped).
+    Reader,
+    /// The PipeWriter.
+    Writer,
+    /// The Pipe itself (its supervisor restarts it).
+    Pipe,
+}
+
+/// Test hook → Pipe: stop one of the connection's actors.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Kill(pub(crate) KillTarget);
+
+/// A snapshot of a Pipe's state, for tests and tools.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PipeInfo {
+    /// State name: new, connecting, accepting, open, standby, backoff, closed.
+    pub state: &'static str,
+    /// The session's connect_seq.
+    pub connect_seq: u32,
+    /// Last seq received.
+    pub in_seq: u64,
+    /// Last seq sent.
+    pub out_seq: u64,
+    /// Messages waiting to be written.
+    pub pending: usize,
+    /// Messages written and not yet acked.
+    pub unacked: usize,
+    /// The session is lossy.
+    pub lossy: bool,
+}
+
+/// Test / tool → Pipe: report its state.
+#[derive(Message)]
+#[rtype(result = "PipeInfo")]
+pub(crate) struct GetInfo;
+
+enum State {
+    /// Created for an accepted socket; waiting for Adopt.
+    New,
+    Connecting(SpawnHandle),
+    Accepting(SpawnHandle),
+    /// An Open decision was made; waiting for the accept task to hand over the socket.
+    Replacing,
+    Open {
+        reader: Addr<PipeReader>,
+        writer: Addr<PipeWriter>,
+    },
+    Standby,
+    Backoff(SpawnHandle),
+    Closed,
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::New => "new",
+            State::Connecting(_) => "connecting",
+            State::Accepting(_) => "accepting",
+            State::Replacing => "replacing",
+            State::Open { .. } => "open",
+            State::Standby => "standby",
+            State::Backoff(_) => "backoff",
+            State::Closed => "closed",
+        }
+    }
+}
+
+struct Fault {
+    error: PipeError,
+}
+
+/// The session actor for one peer.
+pub struct Pipe {
+    shared: Arc<Shared>,
+    conn: Connection,
+    policy: Policy,
+    session: Session,
+    /// We know the peer's listening address and may dial it.
+    dialable: bool,
+    check_peer_nonce: bool,
+    /// Dial on the first start (outgoing connections) or wait for a socket (accepted ones).
+    dial_first: bool,
+    /// Registered by id rather than address (stateless servers keep no per-address session).
+    anonymous: bool,
+    connect_seq: u32,
+    peer_global_seq: u32,
+    /// A handshake of this session completed at least once.
+    established: bool,
+    /// The session was open on the last socket: the next dial uses connect_seq + 1.
+    bump_connect_seq: bool,
+    ever_opened: bool,
+    state: State,
+    backoff: Backoff,
+    /// Socket generation: messages from the reader / writer of an older socket are ignored.
+    gen: u64,
+    socket_was_open: bool,
+    socket_accepted: bool,
+    fault: Option<Fault>,
+    closing: bool,
+    started_once: bool,
+    encoder: Option<FrameEncoder>,
+    features: u64,
+    keepalive_due: bool,
+    keepalive2_acks: Vec<Timespec>,
+    flush_scheduled: bool,
+    stats_seen: SessionStats,
+    policy_bytes: Option<Throttle>,
+    policy_msgs: Option<Throttle>,
+}
+
+/// Messages encoded per flush before yielding to the mailbox.
+const FLUSH_BATCH: usize = 512;
+
+impl Pipe {
+    /// Starts a Pipe on `shard`. `dial_first`: an outgoing connection, dialled at once.
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        shard: usize,
+        peer_addr: EntityAddr,
+        peer_type: EntityType,
+        check_peer_nonce: bool,
+        dial_first: bool,
+    ) -> (Addr<Pipe>, Connection) {
+        let id = shared.next_conn_id();
+        let conn = Connection::new(
+            id,
+            shard,
+            peer_type,
+            peer_addr,
+            Target::Pipe(Default::default()),
+        );
+        let policy = shared.policy_for(peer_type);
+        let pipe_conn = conn.clone();
+        let sh = shared.clone();
+        let addr = Supervisor::start_in_arbiter(&shared.shards[shard], move |_ctx| {
+            Pipe::new(sh, pipe_conn, policy, check_peer_nonce, dial_first)
+        });
+        if let Target::Pipe(cell) = &conn.inner.target {
+            let _ = cell.set(addr.downgrade());
+        }
+        (addr, conn)
+    }
+
+    fn new(
+        shared: Arc<Shared>,
+        conn: Connection,
+        policy: Policy,
+        check_peer_nonce: bool,
+        dial_first: bool,
+    ) -> Self {
+        let cfg = &shared.config;
+        let peer = conn.peer_addr();
+        let mut session = Session::new(policy.lossy);
+        if shared.name.ty == EntityType::MON {
+            session.set_default_priority(msgr::message::priority::HIGH);
+        }
+        Pipe {
+            dialable: !policy.server && !peer.is_blank_ip() && peer.port() != 0,
+            check_peer_nonce,
+            dial_first,
+            anonymous: policy.skips_session_lookup() && !dial_first,
+            backoff: Backoff::new(cfg.ms_initial_backoff, cfg.ms_max_backoff),
+            policy_bytes: policy.throttle_bytes.map(Throttle::new),
+            policy_msgs: policy.throttle_messages.map(Throttle::new),
+            shared,
+            conn,
+            policy,
+            session,
+            connect_seq: 0,
+            peer_global_seq: 0,
+            established: false,
+            bump_connect_seq: false,
+            ever_opened: false,
+            state: State::New,
+            gen: 0,
+            socket_was_open: false,
+            socket_accepted: false,
+            fault: None,
+            closing: false,
+            started_once: false,
+            encoder: None,
+            features: 0,
+            keepalive_due: false,
+            keepalive2_acks: Vec::new(),
+            flush_scheduled: false,
+            stats_seen: SessionStats::default(),
+        }
+    }
+
+    fn counters(&self) -> [&Counters; 2] {
+        [&self.conn.inner.counters, &self.shared.counters]
+    }
+
+    fn count(&self, f: impl Fn(&Counters) -> &std::sync::atomic::AtomicU64, n: u64) {
+        if n > 0 {
+            for c in self.counters() {
+                Counters::add(f(c), n);
+            }
+        }
+    }
+
+    /// Moves the session's own counters into the perf counters.
+    fn sync_stats(&mut self) {
+        let s = self.session.stats();
+        let old = self.stats_seen;
+        self.count(|c| &c.replayed, s.replayed - old.replayed);
+        self.count(
+            |c| &c.skipped_after_seq,
+            s.skipped_after_seq - old.skipped_after_seq,
+        );
+        self.count(|c| &c.duplicates, s.duplicates - old.duplicates);
+        self.count(|c| &c.dropped, s.dropped_by_reset - old.dropped_by_reset);
+        self.stats_seen = s;
+    }
+
+    fn event(&self, ev: ConnEvent) {
+        self.shared
+            .dispatch_queue(self.conn.inner.shard)
+            .do_send(Deliver {
+                conn: self.conn.clone(),
+                items: vec![DispatchItem::Event(ev)],
+            });
+    }
+
+    fn fault(&mut self, error: PipeError, ctx: &mut Context<Self>) {
+        self.fault = Some(Fault { error });
+        ctx.stop();
+    }
+
+    /// Drops the current socket: stops its reader and writer and cancels any handshake.
+    fn teardown_socket(&mut self, ctx: &mut Context<Self>) {
+        match std::mem::replace(&mut self.state, State::Standby) {
+            State::Open { reader, writer } => {
+                reader.do_send(StopReader);
+                writer.do_send(StopWriter);
+            }
+            State::Connecting(h) | State::Accepting(h) | State::Backoff(h) => {
+                ctx.cancel_future(h);
+            }
+            other => self.state = other,
+        }
+        self.encoder = None;
+        self.session.requeue_sent();
+        self.conn
+            .inner
+            .connected
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.sync_stats();
+    }
+
+    /// RESETSESSION or a restarted peer: the session starts over.
+    fn reset_session(&mut self) {
+        // With MSG_AUTH, Ceph randomizes out_seq after a reset (spec §2.7).
+        let out_seq = if features::has_all(self.features, features::MSG_AUTH) {
+            rand::thread_rng().gen_range(0..0x7fff_ffffu64)
+        } else {
+            0
+        };
+        self.session.reset(out_seq);
+        self.connect_seq = 0;
+        self.established = false;
+        self.bump_connect_seq = false;
+        self.count(|c| &c.session_resets, 1);
+        self.sync_stats();
+    }
+
+    fn start_connect(&mut self, ctx: &mut Context<Self>) {
+        let peer = self.conn.peer_addr();
+        let Some(sock) = peer.addr else {
+            self.state = State::Standby;
+            return;
+        };
+        if self.bump_connect_seq {
+            self.connect_seq += 1;
+            self.bump_connect_seq = false;
+        }
+        let cfg = &self.shared.config;
+        let params = ConnectorParams {
+            my_addr: self.shared.my_addr(),
+            my_type: self.shared.name.ty,
+            peer_addr: peer,
+            check_peer_nonce: self.check_peer_nonce,
+            policy: self.policy,
+            global_seq: self.shared.next_global_seq(0),
+            connect_seq: self.connect_seq,
+            in_seq: self.session.in_seq(),
+            protocol_version: self.shared.protocol_version(self.conn.peer_type(), true),
+            authorizer: self.shared.authorizer.clone(),
+            learn_addr: cfg.ms_learn_addr_from_peer,
+        };
+        let fut = handshake::connect(sock, params, self.shared.clone());
+        let h = ctx.spawn(
+            fut.into_actor(self)
+                .map(|res, act, ctx| act.on_connected(res, ctx)),
+        );
+        self.state = State::Connecting(h);
+    }
+
+    fn schedule_connect(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        let h = ctx.run_later(delay, |act, ctx| act.start_connect(ctx));
+        self.state = State::Backoff(h);
+    }
+
+    fn on_connected(
+        &mut self,
+        res: Result<handshake::ConnectOutcome, PipeError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let out = match res {
+            Ok(out) => out,
+            Err(e) => return self.fault(e, ctx),
+        };
+        if out.session_reset {
+            tracing::info!(peer = %self.conn.peer_addr(), "peer reset our session");
+            self.reset_session();
+            self.event(ConnEvent::RemoteReset);
+        }
+        let est = out.est;
+        self.shared.learn_addr(est.my_addr);
+        self.conn.set_peer_addr(est.peer_addr);
+        self.connect_seq = est.connect_seq;
+        self.peer_global_seq = est.peer_global_seq;
+        self.session.set_lossy(est.lossy);
+        let restart = est.peer_acked_seq.is_none();
+        self.open_socket(
+            out.stream,
+            out.inbuf,
+            est.features,
+            est.peer_acked_seq,
+            restart,
+            false,
+            None,
+            ctx,
+        );
+        self.event(ConnEvent::Connect);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_socket(
+        &mut self,
+        stream: tokio::net::TcpStream,
+        inbuf: BytesMut,
+        features: u64,
+        peer_acked: Option<u64>,
+        restart_in_seq: bool,
+        accepted: bool,
+        slot: Option<SocketSlot>,
+        ctx: &mut Context<Self>,
+    ) {
+        match peer_acked {
+            Some(acked) => self.session.skip_acked_by_peer(acked),
+            None if restart_in_seq => self.session.discard_requeued_and_restart_in_seq(),
+            None => {}
+        }
+        self.session.note_in_seq_told_to_peer();
+        self.gen += 1;
+        self.features = features;
+        let cfg = &self.shared.config;
+        let msg_auth = uses_msg_auth(features);
+        let (r, w) = stream.into_split();
+        let me = ctx.address();
+        let throttles = ReceiveThrottles {
+            dispatch_bytes: self.shared.dispatch_throttle.clone(),
+            policy_bytes: self.policy_bytes.clone(),
+            policy_msgs: self.policy_msgs.clone(),
+        };
+        let rcfg = ReaderConfig {
+            prefetch: cfg.ms_tcp_prefetch_max_size,
+            stall_timeout: cfg.ms_stall_timeout,
+            idle_timeout: cfg.ms_connection_idle_timeout,
+            injector: self.shared.injector.clone(),
+        };
+        let decoder = FrameDecoder::new(msg_auth, cfg.decoder_limits());
+        let reader = PipeReader::new(
+            r,
+            inbuf,
+            decoder,
+            throttles,
+            rcfg,
+            self.conn.clone(),
+            self.shared.clone(),
+            slot,
+            me.clone(),
+            self.gen,
+        )
+        .start();
+        let writer = PipeWriter::new(
+            w,
+            me,
+            self.gen,
+            self.shared.injector.clone(),
+            self.conn.clone(),
+            self.shared.clone(),
+        )
+        .start();
+        self.encoder = Some(FrameEncoder::new(msg_auth, cfg.ms_crc_data));
+        if self.ever_opened {
+            self.count(|c| &c.reconnects, 1);
+        }
+        self.ever_opened = true;
+        self.established = true;
+        self.bump_connect_seq = true;
+        self.socket_was_open = true;
+        self.socket_accepted = accepted;
+        self.backoff.reset();
+        self.state = State::Open { reader, writer };
+        self.conn
+            .inner
+            .features
+            .store(features, std::sync::atomic::Ordering::Relaxed);
+        self.conn
+            .inner
+            .connected
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.sync_stats();
+        self.flush(ctx);
+    }
+
+    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.notify(Flush);
+        }
+    }
+
+    /// Numbers and encodes queued messages and hands them, with a due ACK and keepalives, to
+    /// the writer as one batch.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let (State::Open { writer, .. }, Some(enc)) = (&self.state, self.encoder.as_mut()) else {
+            return;
+        };
+        let mut chunks = Vec::new();
+        let mut sent = 0u64;
+        while sent < FLUSH_BATCH as u64 {
+            let Some(m) = self.session.next_outgoing() else {
+                break;
+            };
+            sent += 1;
+            chunks.extend(
+                enc.encode_message(&m)
+                    .into_chunks()
+                    .into_iter()
+                    .filter(|c| !c.is_empty()),
+            );
+        }
+        let mut acks = 0;
+        if let Some(seq) = self.session.take_ack() {
+            chunks.push(Bytes::copy_from_slice(&encode_ack(seq)));
+            acks = 1;
+        }
+        let mut keepalives = 0;
+        if std::mem::take(&mut self.keepalive_due) {
+            keepalives = 1;
+            if self.features & MSGR_KEEPALIVE2 != 0 {
+                chunks.push(Bytes::copy_from_slice(&encode_keepalive2(now(), false)));
+            } else {
+                chunks.push(Bytes::copy_from_slice(&encode_keepalive()));
+            }
+        }
+        for ts in self.keepalive2_acks.drain(..) {
+            chunks.push(Bytes::copy_from_slice(&encode_keepalive2(ts, true)));
+        }
+        if !chunks.is_empty() {
+            writer.do_send(Write(chunks));
+        }
+        self.count(|c| &c.msgs_out, sent);
+        self.count(|c| &c.acks_out, acks);
+        self.count(|c| &c.keepalives_out, keepalives);
+        self.sync_stats();
+        if self.session.has_pending() {
+            self.schedule_flush(ctx);
+        }
+    }
+
+    /// The facts an acceptor decision needs about this session.
+    fn existing_facts(&self) -> Option<ExistingSession> {
+        let state = match self.state {
+            State::New if !self.established => return None,
+            State::New | State::Standby => ExistingState::Standby,
+            State::Connecting(_) | State::Backoff(_) => ExistingState::Connecting,
+            State::Accepting(_) | State::Replacing => ExistingState::Replacing,
+            State::Open { .. } => ExistingState::Open,
+            State::Closed => ExistingState::Closed,
+        };
+        Some(ExistingSession {
+            connect_seq: self.connect_seq,
+            peer_global_seq: self.peer_global_seq,
+            state,
+            lossy: self.policy.lossy,
+            policy_server: self.policy.server,
+            established: self.established,
+        })
+    }
+
+    /// After a stop: apply the policy's verdict on the fault (spec §5).
+    fn after_stop(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return self.close(ctx);
+        }
+        let Some(Fault { error }) = self.fault.take() else {
+            self.state = State::Standby;
+            return;
+        };
+        let kind = error.kind();
+        for c in self.counters() {
+            c.fault(kind);
+        }
+        tracing::info!(peer = %self.conn.peer_addr(), conn = self.conn.id(), error = %error, "connection fault");
+        if matches!(&error, PipeError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused) {
+            self.event(ConnEvent::Refused);
+        }
+        let has_queued = self.session.has_outstanding();
+        let mut action = self.policy.on_fault(FaultContext {
+            was_open: self.socket_was_open,
+            accepted: self.socket_accepted,
+            has_queued,
+            in_wait: matches!(error, PipeError::Wait),
+        });
+        // An idle lossless session with nothing to say just waits for the next send.
+        if matches!(error, PipeError::Idle) && !self.policy.lossy && !has_queued {
+            action = FaultAction::Standby;
+        }
+        // A half-done accept on a session that exists keeps the session.
+        if action == FaultAction::Close && self.established {
+            action = FaultAction::Standby;
+        }
+        if matches!(action, FaultAction::Reconnect(_)) && !self.dialable {
+            action = FaultAction::Standby;
+        }
+        self.socket_was_open = false;
+        self.socket_accepted = false;
+        match action {
+            FaultAction::MarkDown => {
+                self.session.reset(0);
+                self.sync_stats();
+                self.event(ConnEvent::Reset);
+                self.close(ctx);
+            }
+            FaultAction::Close => self.close(ctx),
+            FaultAction::Standby => self.state = State::Standby,
+            FaultAction::Reconnect(ReconnectKind::Immediate) => {
+                self.backoff.reset();
+                self.start_connect(ctx);
+            }
+            FaultAction::Reconnect(ReconnectKind::Backoff) => {
+                let d = self.backoff.next_delay();
+                self.schedule_connect(d, ctx);
+            }
+            FaultAction::Reconnect(ReconnectKind::AfterWait) => {
+                let d = self.backoff.max();
+                self.schedule_connect(d, ctx);
+            }
+        }
+    }
+
+    /// The session is over: drop what is queued, leave the registry.
+    fn close(&mut self, _ctx: &mut Context<Self>) {
+        self.session.reset(0);
+        self.sync_stats();
+        self.state = State::Closed;
+        self.conn
+            .inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.conn
+            .inner
+            .connected
+            .store(false, std::sync::atomic::Ordering::Release);
+        let key = (!self.anonymous).then(|| self.conn.peer_addr());
+        self.shared.registry().do_send(Unregister {
+            id: self.conn.id(),
+            key,
+        });
+    }
+
+    fn on_accepted(
+        &mut self,
+        res: Result<(tokio::net::TcpStream, BytesMut, msgr::handshake::Accepted), PipeError>,
+        slot: Option<SocketSlot>,
+        ctx: &mut Context<Self>,
+    ) {
+        let (stream, inbuf, acc) = match res {
+            Ok(v) => v,
+            Err(e) => {
+                self.socket_accepted = true;
+                return self.fault(e, ctx);
+            }
+        };
+        self.conn.set_peer_addr(acc.peer_addr);
+        self.connect_seq = acc.connect_seq;
+        self.peer_global_seq = acc.peer_global_seq;
+        self.session.set_lossy(acc.lossy);
+        self.open_socket(
+            stream,
+            inbuf,
+            acc.features,
+            acc.peer_acked_seq,
+            acc.restart_in_seq,
+            true,
+            slot,
+            ctx,
+        );
+        self.event(ConnEvent::Accept);
+    }
+}
+
+fn now() -> Timespec {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timespec {
+        sec: d.as_secs() as u32,
+        nsec: d.subsec_nanos(),
+    }
+}
+
+impl Actor for Pipe {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        if self.closing {
+            return self.close(ctx);
+        }
+        let interval = self.shared.config.ms_keepalive_interval;
+        if !self.policy.lossy && !interval.is_zero() {
+            ctx.run_interval(interval, |act, ctx| {
+                if matches!(act.state, State::Open { .. }) {
+                    act.keepalive_due = true;
+                    act.schedule_flush(ctx);
+                }
+            });
+        }
+        if !self.started_once {
+            self.started_once = true;
+            if self.dial_first {
+                self.start_connect(ctx);
+            }
+            return;
+        }
+        self.after_stop(ctx);
+    }
+}
+
+impl Supervised for Pipe {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.flush_scheduled = false;
+        self.teardown_socket(ctx);
+    }
+}
+
+impl Handler<SendMessage> for Pipe {
+    type Result = ();
+    fn handle(&mut self, SendMessage(mut msg): SendMessage, ctx: &mut Context<Self>) {
+        if self.closing || matches!(self.state, State::Closed) {
+            self.count(|c| &c.dropped, 1);
+            return;
+        }
+        msg.src = self.shared.name;
+        self.session.enqueue(msg);
+        match self.state {
+            State::Open { .. } => self.schedule_flush(ctx),
+            State::Standby if self.dialable => self.start_connect(ctx),
+            _ => {}
+        }
+    }
+}
+
+impl Handler<SendKeepalive> for Pipe {
+    type Result = ();
+    fn handle(&mut self, _: SendKeepalive, ctx: &mut Context<Self>) {
+        self.keepalive_due = true;
+        self.schedule_flush(ctx);
+    }
+}
+
+impl Handler<Flush> for Pipe {
+    type Result = ();
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
+        self.flush_scheduled = false;
+        self.flush(ctx);
+    }
+}
+
+impl Handler<MarkDown> for Pipe {
+    type Result = ();
+    fn handle(&mut self, MarkDown { graceful }: MarkDown, ctx: &mut Context<Self>) {
+        if self.closing || matches!(self.state, State::Closed) {
+            return;
+        }
+        if graceful {
+            self.flush(ctx);
+            if let State::Open { reader, writer } =
+                std::mem::replace(&mut self.state, State::Standby)
+            {
+                // The writer finishes what it has, then closes; it is no longer ours to stop.
+                writer.do_send(CloseAfterFlush);
+                reader.do_send(StopReader);
+            }
+        }
+        self.closing = true;
+        ctx.stop();
+    }
+}
+
+impl Handler<Incoming> for Pipe {
+    type Result = ();
+    fn handle(&mut self, Incoming { gen, frames }: Incoming, ctx: &mut Context<Self>) {
+        if gen != self.gen || !matches!(self.state, State::Open { .. }) {
+            return;
+        }
+        let mut items = Vec::new();
+        let mut accepted = 0;
+        let mut need_flush = false;
+        let mut closed = false;
+        for f in frames {
+            match f {
+                InFrame::Message(m, guard) => {
+                    if self.session.receive(m.seq) == Receive::Duplicate {
+                        tracing::debug!(
+                            seq = m.seq,
+                            in_seq = self.session.in_seq(),
+                            "dropping duplicate message"
+                        );
+                        continue;
+                    }
+                    accepted += 1;
+                    if self.conn.peer_name() != m.src {
+                        self.conn.set_peer_name(m.src);
+                    }
+                    let fast = self
+                        .shared
+                        .dispatchers
+                        .iter()
+                        .find(|d| d.ms_can_fast_dispatch(&m));
+                    match fast {
+                        Some(d) => d.ms_fast_dispatch(&self.conn, m),
+                        None => items.push(DispatchItem::message(m, guard)),
+                    }
+                }
+                InFrame::Other(Frame::Ack(seq)) => {
+                    self.session.handle_ack(seq);
+                    self.count(|c| &c.acks_in, 1);
+                }
+                InFrame::Other(Frame::Keepalive) | InFrame::Other(Frame::Keepalive2Ack(_)) => {
+                    self.count(|c| &c.keepalives_in, 1);
+                }
+                InFrame::Other(Frame::Keepalive2(ts)) => {
+                    self.count(|c| &c.keepalives_in, 1);
+                    self.keepalive2_acks.push(ts);
+                    need_flush = true;
+                }
+                InFrame::Other(Frame::Close) => {
+                    closed = true;
+                    break;
+                }
+                InFrame::Other(Frame::Message(_)) => unreachable!("the reader wraps messages"),
+            }
+        }
+        self.count(|c| &c.msgs_in, accepted);
+        self.sync_stats();
+        if !items.is_empty() {
+            self.shared
+                .dispatch_queue(self.conn.inner.shard)
+                .do_send(Deliver {
+                    conn: self.conn.clone(),
+                    items,
+                });
+        }
+        if closed {
+            return self.fault(PipeError::PeerClosed, ctx);
+        }
+        if need_flush || (accepted > 0 && !self.session.is_lossy()) {
+            self.schedule_flush(ctx);
+        }
+    }
+}
+
+impl Handler<SocketFault> for Pipe {
+    type Result = ();
+    fn handle(&mut self, SocketFault { gen, error }: SocketFault, ctx: &mut Context<Self>) {
+        if gen == self.gen && matches!(self.state, State::Open { .. }) && !self.closing {
+            self.fault(error, ctx);
+        }
+    }
+}
+
+impl Handler<DecideAccept> for Pipe {
+    type Result = MessageResult<DecideAccept>;
+    fn handle(&mut self, DecideAccept(req): DecideAccept, ctx: &mut Context<Self>) -> Self::Result {
+        let peer_type = req.connect.host_type;
+        let policy = self.shared.policy_for(peer_type);
+        let existing = if self.closing {
+            Some(ExistingSession {
+                connect_seq: self.connect_seq,
+                peer_global_seq: self.peer_global_seq,
+                state: ExistingState::Closed,
+                lossy: policy.lossy,
+                policy_server: policy.server,
+                established: false,
+            })
+        } else {
+            self.existing_facts()
+        };
+        let decision = decide(
+            &req,
+            &AcceptContext {
+                policy,
+                protocol_version: self.shared.protocol_version(peer_type, false),
+                authorizer_valid: verify_auth_none(
+                    req.connect.authorizer_protocol,
+                    &req.authorizer,
+                ),
+                my_addr: self.shared.my_addr(),
+                existing,
+            },
+        );
+        match decision {
+            Decision::Open { .. } => {
+                if let State::Connecting(h) | State::Backoff(h) = self.state {
+                    // Our own dial loses to the accepted socket (a replace).
+                    ctx.cancel_future(h);
+                }
+                if !matches!(self.state, State::Open { .. }) {
+                    self.state = State::Replacing;
+                }
+            }
+            _ if matches!(self.state, State::New) && !self.established => {
+                // A pipe made for this accept that will not open: nothing to keep.
+                self.closing = true;
+                ctx.stop();
+            }
+            _ => {}
+        }
+        tracing::debug!(peer = %req.peer_addr, gs = req.connect.global_seq, cs = req.connect.connect_seq, ?decision, "accept decision");
+        MessageResult(decision)
+    }
+}
+
+impl Handler<Adopt> for Pipe {
+    type Result = ();
+    fn handle(&mut self, a: Adopt, ctx: &mut Context<Self>) {
+        let Decision::Open { reset_existing, .. } = a.decision else {
+            return;
+        };
+        if self.closing || matches!(self.state, State::Closed) {
+            return;
+        }
+        if matches!(self.state, State::Open { .. } | State::Accepting(_)) {
+            self.teardown_socket(ctx);
+        }
+        if reset_existing && self.established {
+            self.reset_session();
+            if self.policy.lossy {
+                self.event(ConnEvent::Reset);
+            } else {
+                self.event(ConnEvent::RemoteReset);
+            }
+        }
+        // The session is registered once the open reply goes out: the peer may consider it
+        // open before we read its in_seq, and a later cs 0 from it is then not a restart.
+        self.connect_seq = a.req.connect.connect_seq.wrapping_add(1);
+        self.peer_global_seq = a.req.connect.global_seq;
+        self.bump_connect_seq = false;
+        let stream = match net::attach(a.stream) {
+            Ok(s) => s,
+            Err(e) => return self.fault(e.into(), ctx),
+        };
+        let peer_type = a.req.connect.host_type;
+        let reply = ReplyContext {
+            policy: self.shared.policy_for(peer_type),
+            protocol_version: self.shared.protocol_version(peer_type, false),
+            server_global_seq: self.shared.next_global_seq(0),
+            in_seq: self.session.in_seq(),
+        };
+        let slot = a.slot;
+        let fut = handshake::finish_accept(
+            stream,
+            a.acceptor,
+            a.inbuf,
+            a.decision,
+            reply,
+            self.shared.clone(),
+        );
+        let h = ctx.spawn(
+            fut.into_actor(self)
+                .map(move |res, act, ctx| act.on_accepted(res, slot, ctx)),
+        );
+        self.state = State::Accepting(h);
+    }
+}
+
+impl Handler<Kill> for Pipe {
+    type Result = ();
+    fn handle(&mut self, Kill(target): Kill, ctx: &mut Context<Self>) {
+        match (&self.state, target) {
+            (State::Open { reader, .. }, KillTarget::Reader) => reader.do_send(StopReader),
+            (State::Open { writer, .. }, KillTarget::Writer) => writer.do_send(StopWriter),
+            (_, KillTarget::Pipe) if !self.closing && !matches!(self.state, State::Closed) => {
+                self.fault(PipeError::ActorKilled, ctx)
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Handler<GetInfo> for Pipe {
+    type Result = MessageResult<GetInfo>;
+    fn handle(&mut self, _: GetInfo, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(PipeInfo {
+            state: self.state.name(),
+            connect_seq: self.connect_seq,
+            in_seq: self.session.in_seq(),
+            out_seq: self.session.out_seq(),
+            pending: self.session.pending_len(),
+            unacked: self.session.unacked_len(),
+            lossy: self.session.is_lossy(),
+        })
+    }
+}

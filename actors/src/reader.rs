@@ -1,0 +1,202 @@
+//! `PipeReader`: owns a socket's read half. Reads with read-ahead into one `BytesMut`, feeds the
+//! frame decoder, takes the receive throttles before reading a message body, and hands decoded
+//! frames to its Pipe in batches (one actor message per read, not per frame).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use msgr::wire::{Frame, FrameDecoder};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+
+use crate::connection::Connection;
+use crate::counters::Counters;
+use crate::error::PipeError;
+use crate::inject::Injector;
+use crate::pipe::{Incoming, Pipe, SocketFault};
+use crate::shared::Shared;
+use crate::throttle::{ReceiveThrottles, ThrottleGuard};
+
+/// A decoded frame; messages carry the throttle permits taken for them.
+pub(crate) enum InFrame {
+    Message(msgr::Message, ThrottleGuard),
+    Other(Frame),
+}
+
+/// Largest batch of frames sent to the Pipe in one actor message.
+const BATCH: usize = 256;
+
+/// Reader timings and read-ahead.
+#[derive(Clone)]
+pub(crate) struct ReaderConfig {
+    pub(crate) prefetch: usize,
+    pub(crate) stall_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) injector: Injector,
+}
+
+/// The read half of one socket, for one socket generation of a Pipe.
+pub struct PipeReader {
+    io: Option<ReadState>,
+    pipe: Addr<Pipe>,
+    gen: u64,
+}
+
+struct ReadState {
+    half: OwnedReadHalf,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    throttles: ReceiveThrottles,
+    cfg: ReaderConfig,
+    conn: Connection,
+    shared: Arc<Shared>,
+    _slot: Option<crate::accepter::SocketSlot>,
+}
+
+/// Stops the reader (its socket half is dropped).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopReader;
+
+impl PipeReader {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        half: OwnedReadHalf,
+        buf: BytesMut,
+        decoder: FrameDecoder,
+        throttles: ReceiveThrottles,
+        cfg: ReaderConfig,
+        conn: Connection,
+        shared: Arc<Shared>,
+        slot: Option<crate::accepter::SocketSlot>,
+        pipe: Addr<Pipe>,
+        gen: u64,
+    ) -> Self {
+        PipeReader {
+            io: Some(ReadState {
+                half,
+                buf,
+                decoder,
+                throttles,
+                cfg,
+                conn,
+                shared,
+                _slot: slot,
+            }),
+            pipe,
+            gen,
+        }
+    }
+}
+
+impl Actor for PipeReader {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let io = self.io.take().expect("reader started once");
+        let pipe = self.pipe.clone();
+        let gen = self.gen;
+        let fut = async move {
+            let err = read_loop(io, &pipe, gen).await;
+            pipe.do_send(SocketFault { gen, error: err });
+        };
+        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.report_stop();
+    }
+}
+
+impl PipeReader {
+    /// However the reader ends, its Pipe hears of it; a fault it already reported, or one for a
+    /// socket the Pipe has replaced, is ignored there by generation.
+    fn report_stop(&self) {
+        self.pipe.do_send(SocketFault {
+            gen: self.gen,
+            error: PipeError::ActorKilled,
+        });
+    }
+}
+
+impl Handler<StopReader> for PipeReader {
+    type Result = ();
+    fn handle(&mut self, _: StopReader, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Reads until the socket fails; returns why.
+async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
+    let mut guard: Option<ThrottleGuard> = None;
+    let mut batch: Vec<InFrame> = Vec::new();
+    loop {
+        // Decode everything buffered.
+        loop {
+            if guard.is_none() {
+                if let Some(h) = s.decoder.pending_header() {
+                    let bytes = h.front_len as u64 + h.middle_len as u64 + h.data_len as u64;
+                    // Hand over what we have first: the dispatcher may be waiting for it to
+                    // release the very throttle we are about to wait on.
+                    flush(&mut batch, pipe, gen);
+                    let (g, waited) = s.throttles.acquire(bytes).await;
+                    if waited {
+                        Counters::add(&s.conn.inner.counters.throttle_waits, 1);
+                        Counters::add(&s.shared.counters.throttle_waits, 1);
+                    }
+                    guard = Some(g);
+                }
+            }
+            match s.decoder.decode(&mut s.buf) {
+                Ok(Some(Frame::Message(m))) => {
+                    batch.push(InFrame::Message(m, guard.take().unwrap_or_default()));
+                }
+                Ok(Some(f)) => batch.push(InFrame::Other(f)),
+                Ok(None) => break,
+                Err(e) => {
+                    flush(&mut batch, pipe, gen);
+                    return e.into();
+                }
+            }
+            if batch.len() >= BATCH {
+                flush(&mut batch, pipe, gen);
+            }
+        }
+        flush(&mut batch, pipe, gen);
+
+        // Read more: at least what the decoder needs, with read-ahead; never past the cap.
+        let need = s.decoder.wanted().saturating_sub(s.buf.len());
+        s.buf.reserve(need.max(s.cfg.prefetch));
+        let mid_frame = !s.buf.is_empty() || s.decoder.wanted() != 1;
+        let limit = if mid_frame {
+            s.cfg.stall_timeout
+        } else {
+            s.cfg.idle_timeout
+        };
+        let read = tokio::time::timeout(limit, s.half.read_buf(&mut s.buf)).await;
+        match read {
+            Err(_) if mid_frame => return PipeError::Stalled,
+            Err(_) => return PipeError::Idle,
+            Ok(Err(e)) => return e.into(),
+            Ok(Ok(0)) => return std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into(),
+            Ok(Ok(n)) => {
+                Counters::add(&s.conn.inner.counters.bytes_in, n as u64);
+                Counters::add(&s.shared.counters.bytes_in, n as u64);
+            }
+        }
+        if s.cfg.injector.socket_should_fail() {
+            return PipeError::Injected;
+        }
+    }
+}
+
+fn flush(batch: &mut Vec<InFrame>, pipe: &Addr<Pipe>, gen: u64) {
+    if !batch.is_empty() {
+        pipe.do_send(Incoming {
+            gen,
+            frames: std::mem::take(batch),
+        });
+    }
+}

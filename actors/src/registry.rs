@@ -1,0 +1,184 @@
+//! `Registry`: the messenger's table of sessions, by peer address. It creates Pipes (for
+//! `get_connection` and for accepted sockets) on a shard chosen round-robin, routes an accepted
+//! connect to the Pipe of the same peer, and forgets Pipes that close. It makes no protocol
+//! decisions: a Pipe decides on connects to its own session, with its own exact state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use msgr::{EntityAddr, EntityType};
+
+use crate::connection::Connection;
+use crate::pipe::{MarkDown, Pipe};
+use crate::shared::Shared;
+
+/// Finds or creates the outgoing session to `addr`.
+#[derive(Message)]
+#[rtype(result = "Option<Connection>")]
+pub(crate) struct GetConnection {
+    pub(crate) addr: EntityAddr,
+    pub(crate) peer_type: EntityType,
+    pub(crate) check_nonce: bool,
+}
+
+/// Finds (or creates, on `shard`) the Pipe that will decide on a connect from `peer_addr`.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<Pipe>>")]
+pub(crate) struct RouteAccept {
+    pub(crate) peer_addr: EntityAddr,
+    pub(crate) peer_type: EntityType,
+    pub(crate) shard: usize,
+}
+
+/// A Pipe closed for good.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Unregister {
+    pub(crate) id: u64,
+    pub(crate) key: Option<EntityAddr>,
+}
+
+/// Marks down every session (graceful: flush first) and refuses new ones.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct MarkDownAll {
+    pub(crate) graceful: bool,
+    pub(crate) shutting_down: bool,
+}
+
+/// Every live connection.
+#[derive(Message)]
+#[rtype(result = "Vec<Connection>")]
+pub(crate) struct ListConnections;
+
+/// The session table.
+pub struct Registry {
+    shared: Arc<Shared>,
+    by_addr: HashMap<EntityAddr, (Addr<Pipe>, Connection)>,
+    anonymous: HashMap<u64, (Addr<Pipe>, Connection)>,
+    next_shard: usize,
+    shutting_down: bool,
+}
+
+impl Registry {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Registry {
+            shared,
+            by_addr: HashMap::new(),
+            anonymous: HashMap::new(),
+            next_shard: 0,
+            shutting_down: false,
+        }
+    }
+
+    fn pick_shard(&mut self) -> usize {
+        let s = self.next_shard % self.shared.shards.len();
+        self.next_shard = self.next_shard.wrapping_add(1);
+        s
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+}
+
+impl Handler<GetConnection> for Registry {
+    type Result = Option<Connection>;
+    fn handle(&mut self, m: GetConnection, _: &mut Context<Self>) -> Self::Result {
+        if self.shutting_down {
+            return None;
+        }
+        if let Some((_, conn)) = self.by_addr.get(&m.addr) {
+            if !conn.is_closed() {
+                return Some(conn.clone());
+            }
+        }
+        let shard = self.pick_shard();
+        let (pipe, conn) = Pipe::start(
+            self.shared.clone(),
+            shard,
+            m.addr,
+            m.peer_type,
+            m.check_nonce,
+            true,
+        );
+        self.by_addr.insert(m.addr, (pipe, conn.clone()));
+        Some(conn)
+    }
+}
+
+impl Handler<RouteAccept> for Registry {
+    type Result = Option<Addr<Pipe>>;
+    fn handle(&mut self, m: RouteAccept, _: &mut Context<Self>) -> Self::Result {
+        if self.shutting_down {
+            return None;
+        }
+        let policy = self.shared.policy_for(m.peer_type);
+        if policy.skips_session_lookup() {
+            let (pipe, conn) = Pipe::start(
+                self.shared.clone(),
+                m.shard,
+                m.peer_addr,
+                m.peer_type,
+                false,
+                false,
+            );
+            self.anonymous.insert(conn.id(), (pipe.clone(), conn));
+            return Some(pipe);
+        }
+        if let Some((pipe, conn)) = self.by_addr.get(&m.peer_addr) {
+            if !conn.is_closed() && pipe.connected() {
+                return Some(pipe.clone());
+            }
+        }
+        let (pipe, conn) = Pipe::start(
+            self.shared.clone(),
+            m.shard,
+            m.peer_addr,
+            m.peer_type,
+            true,
+            false,
+        );
+        self.by_addr.insert(m.peer_addr, (pipe.clone(), conn));
+        Some(pipe)
+    }
+}
+
+impl Handler<Unregister> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: Unregister, _: &mut Context<Self>) {
+        self.anonymous.remove(&m.id);
+        if let Some(key) = m.key {
+            if self.by_addr.get(&key).is_some_and(|(_, c)| c.id() == m.id) {
+                self.by_addr.remove(&key);
+            }
+        }
+    }
+}
+
+impl Handler<MarkDownAll> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: MarkDownAll, _: &mut Context<Self>) {
+        self.shutting_down |= m.shutting_down;
+        for (pipe, conn) in self.by_addr.values().chain(self.anonymous.values()) {
+            conn.inner
+                .closed
+                .store(true, std::sync::atomic::Ordering::Release);
+            pipe.do_send(MarkDown {
+                graceful: m.graceful,
+            });
+        }
+    }
+}
+
+impl Handler<ListConnections> for Registry {
+    type Result = Vec<Connection>;
+    fn handle(&mut self, _: ListConnections, _: &mut Context<Self>) -> Self::Result {
+        self.by_addr
+            .values()
+            .chain(self.anonymous.values())
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,131 @@
+//! What every actor of one messenger shares: identity, configuration, policies, dispatchers,
+//! counters, the global_seq counter, and the addresses of the per-shard actors.
+//! Everything here is either immutable after start or an atomic; no locks on the hot path.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use actix::Addr;
+use actix_rt::ArbiterHandle;
+use msgr::handshake::{protocol_version, Authorizer};
+use msgr::{Config, EntityAddr, EntityName, EntityType, Policy};
+
+use crate::counters::Counters;
+use crate::dispatch::{DispatchQueue, Dispatcher};
+use crate::inject::Injector;
+use crate::registry::Registry;
+use crate::throttle::Throttle;
+
+/// Shared state of one messenger.
+pub(crate) struct Shared {
+    pub(crate) name: EntityName,
+    pub(crate) config: Config,
+    pub(crate) default_policy: Policy,
+    pub(crate) policies: HashMap<EntityType, Policy>,
+    pub(crate) dispatchers: Vec<Arc<dyn Dispatcher>>,
+    pub(crate) authorizer: Option<Authorizer>,
+    pub(crate) counters: Counters,
+    pub(crate) injector: Injector,
+    pub(crate) dispatch_throttle: Throttle,
+    pub(crate) nonce: u32,
+    global_seq: AtomicU32,
+    next_conn_id: AtomicU64,
+    /// Our address; its IP may be learned from the first peer (written rarely).
+    my_addr: RwLock<EntityAddr>,
+    pub(crate) shards: Vec<ArbiterHandle>,
+    pub(crate) dispatch_queues: OnceLock<Vec<Addr<DispatchQueue>>>,
+    pub(crate) registry: OnceLock<Addr<Registry>>,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: EntityName,
+        config: Config,
+        default_policy: Policy,
+        policies: HashMap<EntityType, Policy>,
+        dispatchers: Vec<Arc<dyn Dispatcher>>,
+        authorizer: Option<Authorizer>,
+        nonce: u32,
+        shards: Vec<ArbiterHandle>,
+    ) -> Self {
+        Shared {
+            name,
+            injector: Injector::from_config(&config),
+            dispatch_throttle: Throttle::new(config.ms_dispatch_throttle_bytes),
+            config,
+            default_policy,
+            policies,
+            dispatchers,
+            authorizer,
+            counters: Counters::default(),
+            nonce,
+            global_seq: AtomicU32::new(0),
+            next_conn_id: AtomicU64::new(1),
+            my_addr: RwLock::new(EntityAddr::blank(nonce)),
+            shards,
+            dispatch_queues: OnceLock::new(),
+            registry: OnceLock::new(),
+        }
+    }
+
+    /// Our policy toward peers of type `ty`.
+    pub(crate) fn policy_for(&self, ty: EntityType) -> Policy {
+        self.policies
+            .get(&ty)
+            .copied()
+            .unwrap_or(self.default_policy)
+    }
+
+    /// A fresh global_seq above `hint` (Ceph's `get_global_seq`).
+    pub(crate) fn next_global_seq(&self, hint: u32) -> u32 {
+        let prev = self
+            .global_seq
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |g| {
+                Some(g.max(hint).wrapping_add(1))
+            })
+            .expect("closure always returns Some");
+        prev.max(hint).wrapping_add(1)
+    }
+
+    /// A unique id for a new connection.
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The protocol version to use with (connecting) or expect from (accepting) `peer`.
+    pub(crate) fn protocol_version(&self, peer: EntityType, connecting: bool) -> u32 {
+        protocol_version(self.name.ty, peer, connecting)
+    }
+
+    pub(crate) fn my_addr(&self) -> EntityAddr {
+        *self.my_addr.read().expect("my_addr lock")
+    }
+
+    pub(crate) fn set_my_addr(&self, addr: EntityAddr) {
+        *self.my_addr.write().expect("my_addr lock") = addr;
+    }
+
+    /// Adopts the IP a peer saw us at, if ours is still blank (ms_learn_addr_from_peer).
+    pub(crate) fn learn_addr(&self, learned: EntityAddr) {
+        let mut a = self.my_addr.write().expect("my_addr lock");
+        if a.is_blank_ip() && !learned.is_blank_ip() {
+            if let Some(ip) = learned.addr.map(|s| s.ip()) {
+                a.addr = Some(std::net::SocketAddr::new(ip, a.port()));
+                tracing::info!(addr = %*a, "learned our address from a peer");
+            }
+        }
+    }
+
+    pub(crate) fn registry(&self) -> &Addr<Registry> {
+        self.registry.get().expect("registry started at build")
+    }
+
+    pub(crate) fn dispatch_queue(&self, shard: usize) -> &Addr<DispatchQueue> {
+        &self
+            .dispatch_queues
+            .get()
+            .expect("dispatch queues started at build")[shard]
+    }
+}

@@ -1,0 +1,195 @@
+//! `PipeWriter`: owns a socket's write half. Everything queued while a write is in progress goes
+//! out in the next single vectored write, so a burst of messages costs one syscall, not one each.
+
+use std::io::IoSlice;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::{Buf, Bytes};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+
+use crate::connection::Connection;
+use crate::counters::Counters;
+use crate::error::PipeError;
+use crate::inject::Injector;
+use crate::pipe::{Pipe, SocketFault};
+use crate::shared::Shared;
+
+/// Chunks to write, in order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Write(pub(crate) Vec<Bytes>);
+
+/// Write what is queued, then close the socket and stop (graceful shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct CloseAfterFlush;
+
+/// Stop now; unwritten data is dropped (the Pipe still holds unacked messages).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopWriter;
+
+/// The write half of one socket, for one socket generation of a Pipe.
+pub struct PipeWriter {
+    half: Option<OwnedWriteHalf>,
+    queue: Vec<Bytes>,
+    writing: bool,
+    close_after: bool,
+    pipe: Addr<Pipe>,
+    gen: u64,
+    injector: Injector,
+    conn: Connection,
+    shared: Arc<Shared>,
+}
+
+/// Most slices handed to one writev (Linux IOV_MAX is 1024).
+const MAX_IOV: usize = 1024;
+
+impl PipeWriter {
+    pub(crate) fn new(
+        half: OwnedWriteHalf,
+        pipe: Addr<Pipe>,
+        gen: u64,
+        injector: Injector,
+        conn: Connection,
+        shared: Arc<Shared>,
+    ) -> Self {
+        PipeWriter {
+            half: Some(half),
+            queue: Vec::new(),
+            writing: false,
+            close_after: false,
+            pipe,
+            gen,
+            injector,
+            conn,
+            shared,
+        }
+    }
+
+    /// Sends FIN after everything was written, then stops.
+    fn shutdown_and_stop(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut half) = self.half.take() else {
+            return;
+        };
+        let fut = async move {
+            let _ = half.shutdown().await;
+        };
+        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
+    }
+
+    fn start_write(&mut self, ctx: &mut Context<Self>) {
+        if self.writing || self.queue.is_empty() {
+            return;
+        }
+        let Some(mut half) = self.half.take() else {
+            return;
+        };
+        let chunks = std::mem::take(&mut self.queue);
+        let injector = self.injector.clone();
+        self.writing = true;
+        let fut = async move {
+            let res = write_all_vectored(&mut half, chunks, &injector).await;
+            (half, res)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(half, res), act, ctx| {
+            act.writing = false;
+            match res {
+                Ok(n) => {
+                    Counters::add(&act.conn.inner.counters.bytes_out, n as u64);
+                    Counters::add(&act.shared.counters.bytes_out, n as u64);
+                    act.half = Some(half);
+                    if !act.queue.is_empty() {
+                        act.start_write(ctx);
+                    } else if act.close_after {
+                        act.shutdown_and_stop(ctx);
+                    }
+                }
+                Err(e) => {
+                    act.pipe.do_send(SocketFault {
+                        gen: act.gen,
+                        error: e,
+                    });
+                    ctx.stop();
+                }
+            }
+        }));
+    }
+}
+
+impl Actor for PipeWriter {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Ignored by the Pipe when it stopped us itself (the socket is no longer current).
+        if !self.close_after {
+            self.pipe.do_send(SocketFault {
+                gen: self.gen,
+                error: PipeError::ActorKilled,
+            });
+        }
+    }
+}
+
+impl Handler<Write> for PipeWriter {
+    type Result = ();
+    fn handle(&mut self, Write(chunks): Write, ctx: &mut Context<Self>) {
+        self.queue.extend(chunks);
+        self.start_write(ctx);
+    }
+}
+
+impl Handler<CloseAfterFlush> for PipeWriter {
+    type Result = ();
+    fn handle(&mut self, _: CloseAfterFlush, ctx: &mut Context<Self>) {
+        self.close_after = true;
+        if !self.writing && self.queue.is_empty() {
+            self.shutdown_and_stop(ctx);
+        }
+    }
+}
+
+impl Handler<StopWriter> for PipeWriter {
+    type Result = ();
+    fn handle(&mut self, _: StopWriter, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Writes every chunk, as few writev calls as the kernel allows. Returns bytes written.
+async fn write_all_vectored(
+    half: &mut OwnedWriteHalf,
+    mut chunks: Vec<Bytes>,
+    injector: &Injector,
+) -> Result<usize, PipeError> {
+    let mut total = 0;
+    let mut first = 0;
+    while first < chunks.len() {
+        if injector.socket_should_fail() {
+            return Err(PipeError::Injected);
+        }
+        let end = (first + MAX_IOV).min(chunks.len());
+        let mut n = {
+            let slices: Vec<IoSlice<'_>> =
+                chunks[first..end].iter().map(|c| IoSlice::new(c)).collect();
+            half.write_vectored(&slices).await?
+        };
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+        }
+        total += n;
+        while n > 0 {
+            let c = &mut chunks[first];
+            if n >= c.len() {
+                n -= c.len();
+                first += 1;
+            } else {
+                c.advance(n);
+                n = 0;
+            }
+        }
+    }
+    Ok(total)
+}

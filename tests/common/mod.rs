@@ -1,0 +1,192 @@
+//! Helpers shared by the integration tests: a recording dispatcher, messenger setup, and
+//! bounded polling (never a bare sleep that races).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use msgr::{Config, EntityName, EntityType, Message, Policy};
+use msgr_actors::{ConnEvent, Connection, Dispatcher, Messenger};
+
+/// Message type used by the tests (in the private range the examples document).
+pub const TEST_MSG: u16 = 0x7f00;
+/// Replies.
+pub const TEST_REPLY: u16 = 0x7f01;
+
+/// What a recording dispatcher saw.
+#[derive(Default)]
+pub struct Record {
+    /// Payload numbers received per connection id.
+    pub msgs: HashMap<u64, Vec<u64>>,
+    /// Events per connection id.
+    pub events: HashMap<u64, Vec<ConnEvent>>,
+    /// Connections seen, by id.
+    pub conns: HashMap<u64, Connection>,
+}
+
+/// Records everything; optionally echoes TEST_MSG back as TEST_REPLY.
+#[derive(Default, Clone)]
+pub struct Recorder {
+    pub rec: Arc<Mutex<Record>>,
+    pub echo: bool,
+}
+
+impl Recorder {
+    pub fn echoing() -> Self {
+        Recorder {
+            echo: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.rec.lock().unwrap().msgs.values().map(Vec::len).sum()
+    }
+
+    pub fn events(&self, ev: ConnEvent) -> usize {
+        self.rec
+            .lock()
+            .unwrap()
+            .events
+            .values()
+            .flatten()
+            .filter(|e| **e == ev)
+            .count()
+    }
+
+    pub fn all_msgs(&self) -> Vec<(u64, Vec<u64>)> {
+        let r = self.rec.lock().unwrap();
+        let mut v: Vec<_> = r.msgs.iter().map(|(k, v)| (*k, v.clone())).collect();
+        v.sort();
+        v
+    }
+}
+
+pub fn payload(n: u64) -> Bytes {
+    Bytes::copy_from_slice(&n.to_le_bytes())
+}
+
+pub fn numbered(n: u64) -> Message {
+    Message::new(TEST_MSG, payload(n))
+}
+
+pub fn number_of(m: &Message) -> u64 {
+    u64::from_le_bytes(m.front[..8].try_into().expect("8-byte payload"))
+}
+
+impl Dispatcher for Recorder {
+    fn ms_dispatch(&self, conn: &Connection, msg: Message) -> bool {
+        let n = number_of(&msg);
+        {
+            let mut r = self.rec.lock().unwrap();
+            r.msgs.entry(conn.id()).or_default().push(n);
+            r.conns.entry(conn.id()).or_insert_with(|| conn.clone());
+        }
+        if self.echo && msg.msg_type == TEST_MSG {
+            let _ = conn.send_message(Message::new(TEST_REPLY, msg.front));
+        }
+        true
+    }
+    fn ms_handle_connect(&self, c: &Connection) {
+        self.ev(c, ConnEvent::Connect)
+    }
+    fn ms_handle_accept(&self, c: &Connection) {
+        self.ev(c, ConnEvent::Accept)
+    }
+    fn ms_handle_reset(&self, c: &Connection) -> bool {
+        self.ev(c, ConnEvent::Reset);
+        true
+    }
+    fn ms_handle_remote_reset(&self, c: &Connection) {
+        self.ev(c, ConnEvent::RemoteReset)
+    }
+    fn ms_handle_refused(&self, c: &Connection) -> bool {
+        self.ev(c, ConnEvent::Refused);
+        true
+    }
+}
+
+impl Recorder {
+    fn ev(&self, c: &Connection, ev: ConnEvent) {
+        let mut r = self.rec.lock().unwrap();
+        r.events.entry(c.id()).or_default().push(ev);
+        r.conns.entry(c.id()).or_insert_with(|| c.clone());
+    }
+}
+
+/// A config for tests: fast backoff, 2 shards.
+pub fn test_config() -> Config {
+    Config::default()
+        .ms_initial_backoff(Duration::from_millis(10))
+        .ms_max_backoff(Duration::from_millis(200))
+        .ms_threads(2)
+}
+
+/// A messenger with one policy for every peer type, bound to 127.0.0.1 and started.
+pub async fn server(name: EntityName, policy: Policy, rec: Recorder, config: Config) -> Messenger {
+    let m = Messenger::builder(name)
+        .config(config)
+        .default_policy(policy)
+        .dispatcher(Arc::new(rec))
+        .build()
+        .expect("build");
+    m.bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+    m.start().expect("start");
+    m
+}
+
+/// A messenger that only dials.
+pub fn client(name: EntityName, policy: Policy, rec: Recorder, config: Config) -> Messenger {
+    Messenger::builder(name)
+        .config(config)
+        .default_policy(policy)
+        .dispatcher(Arc::new(rec))
+        .build()
+        .expect("build")
+}
+
+pub fn osd(n: i64) -> EntityName {
+    EntityName::new(EntityType::OSD, n)
+}
+
+pub fn client_name(n: i64) -> EntityName {
+    EntityName::new(EntityType::CLIENT, n)
+}
+
+/// Polls `cond` every 5 ms until it holds or `secs` pass; panics with `what` on timeout.
+pub async fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Like [`wait_for`] with an async condition.
+pub async fn wait_for_async<F: Future<Output = bool>>(
+    secs: u64,
+    what: &str,
+    mut cond: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond().await {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Logs to the test output when RUST_LOG is set.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,45 @@
+//! Ceph's SimpleTest over v1: round trips, mark_down, a dead server, the local connection.
+
+mod common;
+
+use common::*;
+use msgr::{EntityType, Policy};
+use msgr_actors::ConnEvent;
+
+#[actix_rt::test]
+async fn round_trip_lossless_client_to_stateful_server() {
+    init_tracing();
+    let srv_rec = Recorder::echoing();
+    let srv = server(
+        osd(0),
+        Policy::stateful_server(0),
+        srv_rec.clone(),
+        test_config(),
+    )
+    .await;
+    let cli_rec = Recorder::default();
+    let cli = client(
+        client_name(1),
+        Policy::lossless_client(0),
+        cli_rec.clone(),
+        test_config(),
+    );
+    let conn = cli
+        .get_connection(srv.my_addr(), EntityType::OSD)
+        .await
+        .unwrap();
+    for i in 0..1000 {
+        conn.send_message(numbered(i)).unwrap();
+    }
+    wait_for(20, "1000 echoes", || cli_rec.total() == 1000).await;
+    let got = cli_rec.all_msgs();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, (0..1000).collect::<Vec<_>>());
+    assert_eq!(srv_rec.all_msgs()[0].1, (0..1000).collect::<Vec<_>>());
+    assert!(conn.is_connected());
+    assert_eq!(conn.peer_name(), osd(0));
+    assert_eq!(cli_rec.events(ConnEvent::Connect), 1);
+    assert_eq!(srv_rec.events(ConnEvent::Accept), 1);
+    cli.shutdown().await;
+    srv.shutdown().await;
+}
