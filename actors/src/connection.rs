@@ -8,7 +8,9 @@ use msgr::{EntityAddr, EntityName, EntityType, Message};
 
 use crate::counters::{Counters, CountersSnapshot};
 use crate::dispatch::{Deliver, DispatchItem};
-use crate::pipe::{MarkDown, Pipe, SendKeepalive, SendMessage};
+use crate::pipe::{
+    GetInfo, Kill, KillTarget, MarkDown, Pipe, PipeInfo, SendKeepalive, SendMessage,
+};
 use crate::shared::Shared;
 
 /// Why a send was refused.
@@ -176,6 +178,19 @@ impl Connection {
     /// True for the socket-less connection to our own address.
     pub fn is_local(&self) -> bool {
         matches!(self.inner.target, Target::Local(_))
+    }
+
+    /// Fault injection for supervision tests: stops this connection's reader, writer or Pipe.
+    /// The session recovers per its policy (lossless sessions replay; nothing is lost).
+    pub fn inject_actor_fault(&self, target: KillTarget) {
+        if let Some(p) = self.pipe() {
+            p.do_send(Kill(target));
+        }
+    }
+
+    /// The session's state as its Pipe sees it (None for a local or finished connection).
+    pub async fn info(&self) -> Option<PipeInfo> {
+        self.pipe()?.send(GetInfo).await.ok()
     }
 
     pub(crate) fn pipe(&self) -> Option<actix::Addr<Pipe>> {

@@ -331,15 +331,22 @@ impl Pipe {
         ctx.stop();
     }
 
-    /// Drops the current socket: stops its reader and writer and cancels any handshake.
-    fn teardown_socket(&mut self, ctx: &mut Context<Self>) {
+    /// Drops the current socket: stops its reader and writer and, from a handler, cancels any
+    /// handshake in progress.
+    ///
+    /// From `restarting()` nothing is cancelled: a restart drops every spawned future anyway,
+    /// and it also restarts the context's handle numbering, so a cancel issued there would hit
+    /// whatever future is spawned next under the same number.
+    fn teardown_socket(&mut self, ctx: &mut Context<Self>, cancel_handles: bool) {
         match std::mem::replace(&mut self.state, State::Standby) {
             State::Open { reader, writer } => {
                 reader.do_send(StopReader);
                 writer.do_send(StopWriter);
             }
             State::Connecting(h) | State::Accepting(h) | State::Backoff(h) => {
-                ctx.cancel_future(h);
+                if cancel_handles {
+                    ctx.cancel_future(h);
+                }
             }
             other => self.state = other,
         }
@@ -374,6 +381,7 @@ impl Pipe {
             self.state = State::Standby;
             return;
         };
+        tracing::trace!(peer = %peer, cs = self.connect_seq, "dialling");
         if self.bump_connect_seq {
             self.connect_seq += 1;
             self.bump_connect_seq = false;
@@ -401,6 +409,7 @@ impl Pipe {
     }
 
     fn schedule_connect(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        tracing::debug!(peer = %self.conn.peer_addr(), ?delay, "reconnecting after backoff");
         let h = ctx.run_later(delay, |act, ctx| act.start_connect(ctx));
         self.state = State::Backoff(h);
     }
@@ -751,7 +760,7 @@ impl Actor for Pipe {
 impl Supervised for Pipe {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
         self.flush_scheduled = false;
-        self.teardown_socket(ctx);
+        self.teardown_socket(ctx, false);
     }
 }
 
@@ -953,7 +962,7 @@ impl Handler<Adopt> for Pipe {
             return;
         }
         if matches!(self.state, State::Open { .. } | State::Accepting(_)) {
-            self.teardown_socket(ctx);
+            self.teardown_socket(ctx, true);
         }
         if reset_existing && self.established {
             self.reset_session();
