@@ -17,8 +17,8 @@ use msgr::{Config, EntityName, EntityType, Message, Policy};
 use msgr_actors::{Connection, Dispatcher, Messenger};
 
 /// Message type of the example's requests and echoes (private range, see docs/simulators.md).
-const REQ: u16 = 0x7e00;
-const ECHO: u16 = 0x7e01;
+const REQ: u16 = 0xE100;
+const ECHO: u16 = 0xE101;
 
 #[derive(Parser)]
 struct Args {

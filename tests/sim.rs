@@ -117,7 +117,7 @@ impl Side {
 
     fn send_new(&mut self) {
         let mut m = Message::new(
-            0x7100,
+            0xEF00,
             Bytes::copy_from_slice(&self.next_payload.to_le_bytes()),
         );
         m.priority = 127;

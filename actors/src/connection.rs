@@ -47,6 +47,7 @@ pub(crate) struct ConnInner {
     pub(crate) connected: AtomicBool,
     pub(crate) closed: AtomicBool,
     pub(crate) features: AtomicU64,
+    pub(crate) last_error: Mutex<Option<String>>,
     pub(crate) counters: Counters,
     pub(crate) target: Target,
     local_seq: AtomicU64,
@@ -71,6 +72,7 @@ impl Connection {
                 connected: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 features: AtomicU64::new(0),
+                last_error: Mutex::new(None),
                 counters: Counters::default(),
                 target,
                 local_seq: AtomicU64::new(0),
@@ -163,6 +165,15 @@ impl Connection {
     /// Features negotiated with the peer (0 before the first handshake).
     pub fn features(&self) -> u64 {
         self.inner.features.load(Ordering::Relaxed)
+    }
+
+    /// Why the last socket of this session failed (a handshake refusal names the reply tag).
+    pub fn last_error(&self) -> Option<String> {
+        self.inner
+            .last_error
+            .lock()
+            .expect("last_error lock")
+            .clone()
     }
 
     /// This connection's perf counters.

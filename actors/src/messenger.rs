@@ -31,9 +31,18 @@ pub struct MessengerBuilder {
     dispatchers: Vec<Arc<dyn Dispatcher>>,
     authorizer: Option<Authorizer>,
     nonce: Option<u32>,
+    shared_shards: Option<Vec<actix_rt::ArbiterHandle>>,
 }
 
 impl MessengerBuilder {
+    /// Runs this messenger's connections on `other`'s shard threads instead of starting its
+    /// own (many messengers in one process, as simulators and load generators use, then cost
+    /// no extra threads). `other` owns the threads: shut it down last.
+    pub fn share_threads_with(mut self, other: &Messenger) -> Self {
+        self.shared_shards = Some(other.shared.shards.clone());
+        self
+    }
+
     /// The configuration (default: Ceph's defaults).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -74,12 +83,18 @@ impl MessengerBuilder {
     /// registry and dispatch queues. Must be called inside a running actix `System`.
     pub fn build(self) -> Result<Messenger, MessengerError> {
         self.config.validate()?;
-        let threads = match self.config.ms_threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
+        let (arbiters, handles) = match self.shared_shards {
+            Some(handles) => (Vec::new(), handles),
+            None => {
+                let threads = match self.config.ms_threads {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    n => n,
+                };
+                let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
+                let handles = arbiters.iter().map(Arbiter::handle).collect();
+                (arbiters, handles)
+            }
         };
-        let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
-        let handles = arbiters.iter().map(Arbiter::handle).collect();
         let nonce = self.nonce.unwrap_or_else(|| rand::random::<u32>() | 1);
         let shared = Arc::new(Shared::new(
             self.name,
@@ -111,6 +126,7 @@ impl MessengerBuilder {
                 accepter: Mutex::new(None),
                 local: OnceLock::new(),
                 is_shutdown: AtomicBool::new(false),
+                shutdown_finished: AtomicBool::new(false),
                 shutdown_done: Notify::new(),
             }),
         })
@@ -123,6 +139,7 @@ struct Inner {
     accepter: Mutex<Option<Addr<Accepter>>>,
     local: OnceLock<Connection>,
     is_shutdown: AtomicBool,
+    shutdown_finished: AtomicBool,
     shutdown_done: Notify,
 }
 
@@ -144,6 +161,7 @@ impl Messenger {
             dispatchers: Vec::new(),
             authorizer: None,
             nonce: None,
+            shared_shards: None,
         }
     }
 
@@ -324,6 +342,7 @@ impl Messenger {
         for a in self.inner.arbiters.lock().expect("arbiters lock").drain(..) {
             a.stop();
         }
+        self.inner.shutdown_finished.store(true, Ordering::Release);
         self.inner.shutdown_done.notify_waiters();
     }
 

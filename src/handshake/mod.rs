@@ -70,7 +70,7 @@ pub enum HandshakeError {
         claimed: String,
     },
     /// BADPROTOVER: the two sides expect different protocol versions.
-    #[error("protocol version mismatch: we sent {ours}, peer expects {theirs}")]
+    #[error("peer answered BADPROTOVER: we sent protocol {ours}, it expects {theirs}")]
     BadProtocolVersion {
         /// Ours.
         ours: u32,
@@ -78,16 +78,16 @@ pub enum HandshakeError {
         theirs: u32,
     },
     /// FEATURES: we lack features the peer requires, or it lacks ones we require.
-    #[error("feature mismatch: missing {missing:#x}")]
+    #[error("feature mismatch (FEATURES): required bits {missing:#x} are missing")]
     MissingFeatures {
         /// The required bits that are absent.
         missing: u64,
     },
     /// BADAUTHORIZER: the peer rejected our authorizer.
-    #[error("peer rejected our authorizer")]
+    #[error("peer answered BADAUTHORIZER: it rejected our authorizer")]
     BadAuthorizer,
     /// CHALLENGE_AUTHORIZER: cephx is not supported.
-    #[error("peer sent a cephx challenge; cephx is not supported")]
+    #[error("peer answered CHALLENGE_AUTHORIZER: cephx is not supported")]
     ChallengeUnsupported,
     /// An authorizer longer than we accept.
     #[error("authorizer of {0} bytes exceeds the {MAX_AUTHORIZER_LEN}-byte limit")]

@@ -1,7 +1,11 @@
 //! Typed payloads of real Ceph messages that msgr speaks.
 
+pub mod bench;
+pub mod monmap;
 pub mod ping;
 
+pub use bench::{BenchReply, BenchRequest, BenchStamp};
+pub use monmap::{MMonGetMap, MMonMap, MonMapSummary};
 pub use ping::{MPing, MonPingReply};
 
 /// `CEPH_MSG_PING`.
@@ -14,3 +18,11 @@ pub const CEPH_MSG_MON_GET_MAP: u16 = 5;
 pub const CEPH_MSG_AUTH: u16 = 17;
 /// `MSG_MON_PROBE`.
 pub const MSG_MON_PROBE: u16 = 67;
+
+/// First message type of msgr's private range (0xE000..=0xEFFF), chosen clear of every type
+/// Ceph defines, for msgr's own tools, examples and tests.
+pub const MSGR_PRIVATE_BASE: u16 = 0xE000;
+/// `msgr bench` request.
+pub const BENCH_REQUEST: u16 = MSGR_PRIVATE_BASE;
+/// `msgr bench` reply.
+pub const BENCH_REPLY: u16 = MSGR_PRIVATE_BASE + 1;

@@ -13,9 +13,9 @@ use msgr::{Config, EntityName, EntityType, Message, Policy};
 use msgr_actors::{ConnEvent, Connection, Dispatcher, Messenger};
 
 /// Message type used by the tests (in the private range the examples document).
-pub const TEST_MSG: u16 = 0x7f00;
+pub const TEST_MSG: u16 = 0xEF00;
 /// Replies.
-pub const TEST_REPLY: u16 = 0x7f01;
+pub const TEST_REPLY: u16 = 0xEF01;
 
 /// What a recording dispatcher saw.
 #[derive(Default)]

@@ -619,6 +619,7 @@ impl Pipe {
             c.fault(kind);
         }
         tracing::info!(peer = %self.conn.peer_addr(), conn = self.conn.id(), error = %error, "connection fault");
+        *self.conn.inner.last_error.lock().expect("last_error lock") = Some(error.to_string());
         if matches!(&error, PipeError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused) {
             self.event(ConnEvent::Refused);
         }

@@ -1,0 +1,302 @@
+//! `msgr bench`: C connections (one client messenger each, on shared threads), at most D
+//! messages in flight per connection, N messages in all with B bytes of data. Every message is
+//! stamped (connection, index, send time, data CRC); the server replies to each. With
+//! `--verify` both sides check order, gaps, duplicates and contents.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use msgr_actors::msgr::messages::{BenchReply, BenchRequest, BenchStamp, BENCH_REPLY};
+use msgr_actors::msgr::wire::ceph_crc32c;
+use msgr_actors::msgr::{Config, EntityName, EntityType, Message, Policy};
+use msgr_actors::{Connection, Dispatcher, Messenger};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::common::PeerAddr;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The server (`msgr serve`).
+    #[arg(long)]
+    peer: PeerAddr,
+    /// Bytes of data per message.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Messages in total, spread over the connections.
+    #[arg(long, default_value_t = 100_000)]
+    count: u64,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 128)]
+    depth: u64,
+    /// Connections (each its own client messenger and session).
+    #[arg(long, default_value_t = 1)]
+    conns: u32,
+    /// Client policy (a Ceph preset name).
+    #[arg(long, default_value = "lossless_client")]
+    policy: String,
+    /// Check every reply: order, gaps, duplicates, contents.
+    #[arg(long)]
+    verify: bool,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+    /// Seconds without progress before giving up on missing replies.
+    #[arg(long, default_value_t = 30)]
+    stall_secs: u64,
+}
+
+/// The JSON summary.
+#[derive(Serialize, Default)]
+pub struct Summary {
+    sent: u64,
+    replies: u64,
+    lost: u64,
+    duplicates: u64,
+    reordered: u64,
+    corrupt: u64,
+    reconnects: u64,
+    seconds: f64,
+    msgs_per_sec: f64,
+    mb_per_sec: f64,
+    lat_p50_us: u64,
+    lat_p99_us: u64,
+    lat_max_us: u64,
+}
+
+/// One connection's reply bookkeeping.
+struct ConnState {
+    next: u64,
+    duplicates: u64,
+    reordered: u64,
+    corrupt: u64,
+    hist: Histogram<u64>,
+}
+
+struct Shared {
+    start: Instant,
+    verify: bool,
+    conns: Vec<Mutex<ConnState>>,
+    replies: Vec<AtomicU64>,
+    progress: Notify,
+}
+
+struct Replies(Arc<Shared>);
+
+impl Dispatcher for Replies {
+    fn ms_dispatch(&self, _: &Connection, msg: Message) -> bool {
+        if msg.msg_type != BENCH_REPLY {
+            return false;
+        }
+        let Ok(reply) = msg.decode_payload::<BenchReply>() else {
+            tracing::warn!("undecodable bench reply");
+            return true;
+        };
+        let s = &self.0;
+        let idx = reply.stamp.conn as usize;
+        let Some(state) = s.conns.get(idx) else {
+            return true;
+        };
+        let now = s.start.elapsed().as_nanos() as u64;
+        {
+            let mut st = state.lock().unwrap();
+            let _ = st
+                .hist
+                .record((now.saturating_sub(reply.stamp.sent_ns) / 1000).max(1));
+            if s.verify {
+                if !reply.intact {
+                    st.corrupt += 1;
+                }
+                match reply.stamp.index.cmp(&st.next) {
+                    std::cmp::Ordering::Less => st.duplicates += 1,
+                    std::cmp::Ordering::Greater => {
+                        st.reordered += 1;
+                        st.next = reply.stamp.index + 1;
+                    }
+                    std::cmp::Ordering::Equal => st.next += 1,
+                }
+            }
+        }
+        s.replies[idx].fetch_add(1, Ordering::Relaxed);
+        s.progress.notify_waiters();
+        true
+    }
+}
+
+pub async fn run(args: Args, config: Config) -> Result<(), String> {
+    let summary = bench(&args, config).await?;
+    let lossless = !Policy::preset(&args.policy)
+        .map(|p| p.lossy)
+        .unwrap_or(true);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "{} msgs in {:.2} s: {:.0} msg/s, {:.1} MB/s, latency p50 {} us p99 {} us max {} us; lost {} dup {} reordered {} corrupt {} reconnects {}",
+            summary.replies, summary.seconds, summary.msgs_per_sec, summary.mb_per_sec, summary.lat_p50_us,
+            summary.lat_p99_us, summary.lat_max_us, summary.lost, summary.duplicates, summary.reordered,
+            summary.corrupt, summary.reconnects
+        );
+    }
+    let bad = summary.lost + summary.duplicates + summary.reordered + summary.corrupt;
+    if lossless && bad > 0 {
+        return Err(format!(
+            "lossless run lost {} / duplicated {} / reordered {} / corrupted {}",
+            summary.lost, summary.duplicates, summary.reordered, summary.corrupt
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the load and returns its summary (also used by the benchmark harness).
+pub async fn bench(args: &Args, config: Config) -> Result<Summary, String> {
+    let policy =
+        Policy::preset(&args.policy).ok_or_else(|| format!("unknown policy {:?}", args.policy))?;
+    let conns = args.conns.max(1);
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        verify: args.verify,
+        conns: (0..conns)
+            .map(|_| {
+                Mutex::new(ConnState {
+                    next: 0,
+                    duplicates: 0,
+                    reordered: 0,
+                    corrupt: 0,
+                    hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+                })
+            })
+            .collect(),
+        replies: (0..conns).map(|_| AtomicU64::new(0)).collect(),
+        progress: Notify::new(),
+    });
+    let data: Bytes = (0..args.size)
+        .map(|i| (i * 7 + 3) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let data_crc = ceph_crc32c(0, &data);
+
+    // One messenger per connection (each its own session), all on the first one's threads.
+    let mut messengers: Vec<Messenger> = Vec::new();
+    let mut connections = Vec::new();
+    for c in 0..conns {
+        let mut b = Messenger::builder(EntityName::new(EntityType::CLIENT, c as i64))
+            .config(config.clone())
+            .default_policy(policy)
+            .dispatcher(Arc::new(Replies(shared.clone())));
+        if let Some(first) = messengers.first() {
+            b = b.share_threads_with(first);
+        }
+        let m = b.build().map_err(|e| e.to_string())?;
+        connections.push(args.peer.connect(&m, EntityType::OSD).await?);
+        messengers.push(m);
+    }
+    let per_conn: Vec<u64> = (0..conns as u64)
+        .map(|c| args.count / conns as u64 + u64::from(c < args.count % conns as u64))
+        .collect();
+    let mut sent = vec![0u64; conns as usize];
+    let total: u64 = per_conn.iter().sum();
+    let progress_line = std::io::stderr().is_terminal();
+    let mut last_progress = Instant::now();
+    let mut last_count = 0;
+    let mut stalled_since = Instant::now();
+    loop {
+        let notified = shared.progress.notified();
+        let mut done = true;
+        for c in 0..conns as usize {
+            let replied = shared.replies[c].load(Ordering::Relaxed);
+            while sent[c] < per_conn[c] && sent[c] < replied + args.depth {
+                let stamp = BenchStamp {
+                    conn: c as u32,
+                    index: sent[c],
+                    sent_ns: shared.start.elapsed().as_nanos() as u64,
+                    data_crc,
+                };
+                let msg = Message::from_payload(&BenchRequest {
+                    stamp,
+                    data: data.clone(),
+                });
+                if connections[c].send_message(msg).is_err() {
+                    // A lossy session was reset: continue on a new one.
+                    connections[c] = args.peer.connect(&messengers[c], EntityType::OSD).await?;
+                    continue;
+                }
+                sent[c] += 1;
+            }
+            if replied < per_conn[c] {
+                done = false;
+            }
+        }
+        let replies: u64 = shared
+            .replies
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .sum();
+        if done {
+            break;
+        }
+        if replies != last_count {
+            last_count = replies;
+            stalled_since = Instant::now();
+        } else if stalled_since.elapsed() > Duration::from_secs(args.stall_secs) {
+            tracing::warn!(
+                replies,
+                total,
+                "no progress; giving up on the missing replies"
+            );
+            break;
+        }
+        if progress_line && last_progress.elapsed() > Duration::from_secs(1) {
+            last_progress = Instant::now();
+            eprint!(
+                "\r{replies}/{total} replies, {:.0} msg/s   ",
+                replies as f64 / shared.start.elapsed().as_secs_f64()
+            );
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+    }
+    if progress_line {
+        eprintln!();
+    }
+    let seconds = shared.start.elapsed().as_secs_f64();
+    let mut s = Summary {
+        sent: sent.iter().sum(),
+        seconds,
+        ..Default::default()
+    };
+    s.replies = shared
+        .replies
+        .iter()
+        .map(|r| r.load(Ordering::Relaxed))
+        .sum();
+    s.lost = s.sent.saturating_sub(s.replies);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    for c in &shared.conns {
+        let st = c.lock().unwrap();
+        s.duplicates += st.duplicates;
+        s.reordered += st.reordered;
+        s.corrupt += st.corrupt;
+        let _ = hist.add(&st.hist);
+    }
+    s.reconnects = messengers.iter().map(|m| m.counters().reconnects).sum();
+    s.msgs_per_sec = s.replies as f64 / seconds;
+    s.mb_per_sec = s.replies as f64 * args.size as f64 / seconds / 1e6;
+    s.lat_p50_us = hist.value_at_quantile(0.5);
+    s.lat_p99_us = hist.value_at_quantile(0.99);
+    s.lat_max_us = hist.max();
+    // Shut down the sharers first: the first messenger owns the threads.
+    for m in messengers.iter().skip(1) {
+        m.shutdown().await;
+    }
+    if let Some(m) = messengers.first() {
+        m.shutdown().await;
+    }
+    Ok(s)
+}

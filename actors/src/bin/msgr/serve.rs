@@ -1,0 +1,161 @@
+//! `msgr serve --bind ADDR`: accept, answer MPing and bench requests, log other messages; on
+//! SIGINT / SIGTERM print a JSON summary per peer and exit 0.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use msgr_actors::msgr::messages::{
+    BenchReply, BenchRequest, MonPingReply, BENCH_REQUEST, CEPH_MSG_PING,
+};
+use msgr_actors::msgr::{Config, EntityName, Message, Policy};
+use msgr_actors::{Connection, Dispatcher, Messenger};
+use serde::Serialize;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (port 0: the first free one in ms_bind_port_min..max).
+    #[arg(long)]
+    bind: SocketAddr,
+    /// Our entity name.
+    #[arg(long, default_value = "osd.0")]
+    entity: EntityName,
+    /// Policy toward every peer type (a Ceph preset name).
+    #[arg(long, default_value = "stateful_server")]
+    policy: String,
+}
+
+/// What one peer session did, as the summary reports it.
+#[derive(Default, Serialize)]
+struct PeerStats {
+    peer: String,
+    addr: String,
+    /// Messages by type number.
+    messages_by_type: BTreeMap<u16, u64>,
+    bytes: u64,
+    bench: BenchCheck,
+    #[serde(skip)]
+    conn: Option<Connection>,
+    duplicates_dropped: u64,
+    faults: u64,
+    reconnects: u64,
+}
+
+/// Order and integrity of bench requests, per bench connection index.
+#[derive(Default, Serialize)]
+struct BenchCheck {
+    received: u64,
+    duplicates: u64,
+    gaps: u64,
+    corrupt: u64,
+    #[serde(skip)]
+    next: HashMap<u32, u64>,
+}
+
+struct Server {
+    peers: Mutex<HashMap<u64, PeerStats>>,
+    me: String,
+}
+
+impl Dispatcher for Server {
+    fn ms_dispatch(&self, conn: &Connection, msg: Message) -> bool {
+        let mut peers = self.peers.lock().unwrap();
+        let p = peers.entry(conn.id()).or_default();
+        p.conn.get_or_insert_with(|| conn.clone());
+        *p.messages_by_type.entry(msg.msg_type).or_default() += 1;
+        p.bytes += msg.payload_len();
+        match msg.msg_type {
+            BENCH_REQUEST => match msg.decode_payload::<BenchRequest>() {
+                Ok(req) => {
+                    let b = &mut p.bench;
+                    b.received += 1;
+                    let intact = req.data_intact();
+                    if !intact {
+                        b.corrupt += 1;
+                    }
+                    let next = b.next.entry(req.stamp.conn).or_default();
+                    if req.stamp.index < *next {
+                        b.duplicates += 1;
+                    } else {
+                        b.gaps += req.stamp.index - *next;
+                        *next = req.stamp.index + 1;
+                    }
+                    let _ = conn.send_message(Message::from_payload(&BenchReply {
+                        stamp: req.stamp,
+                        intact,
+                    }));
+                }
+                Err(e) => tracing::warn!(error = %e, "undecodable bench request"),
+            },
+            CEPH_MSG_PING => {
+                let status =
+                    serde_json::json!({ "msgr_status": { "name": self.me, "peers": peers.len() } });
+                let mut reply = Message::from_payload(&MonPingReply::new(status.to_string()));
+                reply.tid = msg.tid;
+                let _ = conn.send_message(reply);
+            }
+            _ => tracing::info!(
+                msg_type = msg.msg_type,
+                seq = msg.seq,
+                src = %msg.src,
+                front = msg.front.len(),
+                middle = msg.middle.len(),
+                data = msg.data.len(),
+                "message"
+            ),
+        }
+        true
+    }
+}
+
+pub async fn run(args: Args, config: Config) -> Result<(), String> {
+    let policy = Policy::preset(&args.policy).ok_or_else(|| {
+        format!(
+            "unknown policy {:?} (one of {:?})",
+            args.policy,
+            Policy::PRESETS
+        )
+    })?;
+    let server = Arc::new(Server {
+        peers: Mutex::new(HashMap::new()),
+        me: args.entity.to_string(),
+    });
+    let m = Messenger::builder(args.entity)
+        .config(config)
+        .default_policy(policy)
+        .dispatcher(server.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let addr = m.bind(args.bind).await.map_err(|e| e.to_string())?;
+    m.start().map_err(|e| e.to_string())?;
+    eprintln!("msgr serve: {} listening on {addr}", args.entity);
+    wait_for_signal().await;
+    let summary = {
+        let mut peers = server.peers.lock().unwrap();
+        let mut list = vec![];
+        for p in peers.values_mut() {
+            if let Some(c) = &p.conn {
+                let k = c.counters();
+                p.peer = c.peer_name().to_string();
+                p.addr = c.peer_addr().to_string();
+                p.duplicates_dropped = k.duplicates;
+                p.faults = k.faults;
+                p.reconnects = k.reconnects;
+            }
+            list.push(serde_json::to_value(&*p).map_err(|e| e.to_string())?);
+        }
+        serde_json::json!({ "entity": args.entity.to_string(), "addr": addr.to_string(), "peers": list, "totals": m.counters() })
+    };
+    m.shutdown().await;
+    println!("{summary}");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
