@@ -1,0 +1,180 @@
+//! The `msgr` command, run as a user would: ping a real ceph-mon, serve, bench, and the exit
+//! codes and JSON they promise.
+
+#[path = "../../tests/ceph_harness/mod.rs"]
+mod ceph_harness;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn msgr() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_msgr"))
+}
+
+#[test]
+fn ping_a_real_mon_prints_one_json_document_per_reply() {
+    let Some(mon) = ceph_harness::CephMon::start() else {
+        return;
+    };
+    let out = msgr()
+        .args([
+            "ping",
+            &format!("v1:127.0.0.1:{}/0", mon.port),
+            "--count",
+            "3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 3);
+    assert!(docs
+        .iter()
+        .all(|d| d["mon_status"]["quorum"] == serde_json::json!([0])));
+
+    let out = msgr()
+        .args(["ping", &format!("127.0.0.1:{}", mon.port)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state leader"));
+}
+
+#[test]
+fn ping_failures_exit_non_zero_with_one_line_saying_why() {
+    let port = ceph_harness::free_port();
+    let out = msgr()
+        .args(["ping", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("refused"), "{err}");
+
+    let out = msgr()
+        .args(["ping", "127.0.0.1:1", "--ms-crc-data", "perhaps"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad option value is a usage error"
+    );
+}
+
+#[test]
+fn serve_and_bench_verify_under_injected_faults_then_serve_summarizes_on_sigterm() {
+    let port = ceph_harness::free_port();
+    let mut serve = msgr()
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--ms-inject-socket-failures",
+            "500",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(serve.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+
+    let out = msgr()
+        .args([
+            "bench",
+            "--peer",
+            &format!("127.0.0.1:{port}"),
+            "--count",
+            "20000",
+            "--size",
+            "1024",
+        ])
+        .args([
+            "--conns",
+            "4",
+            "--depth",
+            "64",
+            "--verify",
+            "--json",
+            "--ms-inject-socket-failures",
+            "300",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for key in [
+        "sent",
+        "replies",
+        "lost",
+        "duplicates",
+        "reordered",
+        "corrupt",
+        "reconnects",
+        "seconds",
+        "msgs_per_sec",
+        "mb_per_sec",
+        "lat_p50_us",
+        "lat_p99_us",
+        "lat_max_us",
+    ] {
+        assert!(summary.get(key).is_some(), "missing {key} in {summary}");
+    }
+    assert_eq!(summary["replies"], 20000);
+    assert_eq!(summary["lost"], 0);
+    assert_eq!(summary["duplicates"], 0);
+    assert_eq!(summary["reordered"], 0);
+    assert_eq!(summary["corrupt"], 0);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = serve.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success());
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut serve.stdout.take().unwrap(), &mut out).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let peers = summary["peers"].as_array().unwrap();
+    let bench_msgs: u64 = peers
+        .iter()
+        .map(|p| p["messages_by_type"]["57344"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(bench_msgs, 20000, "{summary}");
+    let gaps: u64 = peers
+        .iter()
+        .map(|p| p["bench"]["gaps"].as_u64().unwrap())
+        .sum();
+    let dups: u64 = peers
+        .iter()
+        .map(|p| p["bench"]["duplicates"].as_u64().unwrap())
+        .sum();
+    assert_eq!((gaps, dups), (0, 0));
+}

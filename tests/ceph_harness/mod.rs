@@ -1,0 +1,245 @@
+//! Starts a real ceph-mon 16.2.15 on loopback (msgr v1 only, auth none) in a temporary directory,
+//! and stops it and removes its files afterwards (spec §6's recipe).
+//!
+//! No ceph-mon on this machine: the tests that need one print why and skip, unless
+//! MSGR_REQUIRE_CEPH=1 (set by CI), which makes them fail instead.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running (or stopped) test monitor.
+pub struct CephMon {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub fsid: String,
+    child: Option<Child>,
+}
+
+/// True when CI demands that interop tests run.
+pub fn required() -> bool {
+    std::env::var("MSGR_REQUIRE_CEPH").is_ok_and(|v| v == "1")
+}
+
+fn unavailable(reason: &str) -> Option<CephMon> {
+    if required() {
+        panic!("MSGR_REQUIRE_CEPH=1 but no ceph-mon can be started: {reason}");
+    }
+    // Straight to stderr, past the test harness's output capture, so the skip is seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED (Ceph interop): {reason}. Install ceph-mon (scripts/test does, as root) to run it."
+    );
+    None
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl CephMon {
+    /// A one-monitor cluster, mon.a, at a free port.
+    pub fn start() -> Option<CephMon> {
+        Self::start_with(&[])
+    }
+
+    /// mon.a at a free port, plus more monitors in its monmap at `peers` (name, port) that the
+    /// test itself plays.
+    pub fn start_with(peers: &[(&str, u16)]) -> Option<CephMon> {
+        for tool in ["ceph-mon", "monmaptool"] {
+            if Command::new(tool)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_err()
+            {
+                return unavailable(&format!("{tool} is not installed"));
+            }
+        }
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "msgr-ceph-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fsid = uuid_like();
+        let mut mon = CephMon {
+            dir,
+            port,
+            fsid,
+            child: None,
+        };
+        if let Err(e) = mon.create(peers).and_then(|_| mon.launch()) {
+            return unavailable(&e);
+        }
+        Some(mon)
+    }
+
+    pub fn conf(&self) -> PathBuf {
+        self.dir.join("ceph.conf")
+    }
+
+    fn create(&self, peers: &[(&str, u16)]) -> Result<(), String> {
+        let d = self.dir.display();
+        let conf = format!(
+            "[global]\nfsid = {}\nmon_host = v1:127.0.0.1:{}\nauth_cluster_required = none\nauth_service_required = none\n\
+             auth_client_required = none\nms_bind_msgr2 = false\nmon_data = {d}/mon-$id\nrun_dir = {d}\n\
+             admin_socket = {d}/$name.asok\nlog_file = {d}/$name.log\ndebug_ms = 1\n",
+            self.fsid, self.port
+        );
+        std::fs::write(self.conf(), conf).map_err(|e| e.to_string())?;
+        let monmap = self.dir.join("monmap");
+        let mut cmd = Command::new("monmaptool");
+        cmd.arg("--create").arg("--fsid").arg(&self.fsid);
+        cmd.arg("--addv")
+            .arg("a")
+            .arg(format!("[v1:127.0.0.1:{}]", self.port));
+        for (name, port) in peers {
+            cmd.arg("--addv")
+                .arg(name)
+                .arg(format!("[v1:127.0.0.1:{port}]"));
+        }
+        run(cmd.arg(&monmap))?;
+        run(Command::new("ceph-mon")
+            .args(["--mkfs", "-i", "a", "--monmap"])
+            .arg(&monmap)
+            .arg("-c")
+            .arg(self.conf()))?;
+        Ok(())
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        let out = std::fs::File::create(self.dir.join("mon.out")).map_err(|e| e.to_string())?;
+        let child = Command::new("ceph-mon")
+            .args(["-f", "-i", "a", "-c"])
+            .arg(self.conf())
+            .arg("--public-addr")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .stdout(out.try_clone().map_err(|e| e.to_string())?)
+            .stderr(out)
+            .spawn()
+            .map_err(|e| format!("cannot run ceph-mon: {e}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                return Err(format!("ceph-mon exited with {status}: {}", self.output()));
+            }
+            if banner_ok(self.port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "ceph-mon did not listen within 60 s: {}",
+            self.output()
+        ))
+    }
+
+    /// Kills the monitor (as a crash would) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills and starts the monitor again on the same port and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch().expect("ceph-mon restarts");
+    }
+
+    /// The monitor's log file.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mon.a.log")).unwrap_or_default()
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mon.out")).unwrap_or_default()
+    }
+
+    /// `ceph mon getmap` then `monmaptool --print`: the reference view of the monmap.
+    pub fn monmaptool_print(&self) -> String {
+        let file = self.dir.join("current-monmap");
+        run(Command::new("ceph")
+            .arg("-c")
+            .arg(self.conf())
+            .args(["--connect-timeout", "20", "mon", "getmap", "-o"])
+            .arg(&file))
+        .expect("ceph mon getmap");
+        run(Command::new("monmaptool").arg("--print").arg(&file)).expect("monmaptool --print")
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for CephMon {
+    fn drop(&mut self) {
+        self.stop();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!(
+                "ceph-mon files kept for inspection in {}",
+                self.dir.display()
+            );
+        }
+    }
+}
+
+fn banner_ok(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut b = [0u8; 9];
+    s.read_exact(&mut b).is_ok() && &b == b"ceph v027"
+}
+
+fn uuid_like() -> String {
+    let r: [u8; 16] = rand::random();
+    let h: String = r.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
