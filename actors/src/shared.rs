@@ -30,7 +30,6 @@ pub(crate) struct Shared {
     pub(crate) dispatch_throttle: Throttle,
     pub(crate) nonce: u32,
     global_seq: AtomicU32,
-    next_conn_id: AtomicU64,
     /// Our address; its IP may be learned from the first peer (written rarely).
     my_addr: RwLock<EntityAddr>,
     pub(crate) shards: Vec<ArbiterHandle>,
@@ -62,7 +61,6 @@ impl Shared {
             counters: Counters::default(),
             nonce,
             global_seq: AtomicU32::new(0),
-            next_conn_id: AtomicU64::new(1),
             my_addr: RwLock::new(EntityAddr::blank(nonce)),
             shards,
             dispatch_queues: OnceLock::new(),
@@ -89,9 +87,11 @@ impl Shared {
         prev.max(hint).wrapping_add(1)
     }
 
-    /// A unique id for a new connection.
+    /// A process-unique id for a new connection (unique across messengers, so that an
+    /// application with several messengers can key state by it).
     pub(crate) fn next_conn_id(&self) -> u64 {
-        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The protocol version to use with (connecting) or expect from (accepting) `peer`.

@@ -1,0 +1,83 @@
+//! The OSD / monitor simulators shared by the `cluster`, `mon_sim` and `osd_sim` examples.
+//! Only the public API of msgr and msgr-actors is used, the way an application would.
+
+#![allow(dead_code)]
+
+pub mod client;
+pub mod mon;
+pub mod osd;
+pub mod proto;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use msgr::{Config, Payload};
+use msgr_actors::Connection;
+
+use proto::Envelope;
+
+/// Stamps outgoing messages with the connection's id and a per-connection sequence number.
+/// Stamping and queueing happen under one lock, so the stamps are in queue order even when
+/// several threads send on one connection.
+#[derive(Default)]
+pub struct Stamper {
+    seqs: Mutex<HashMap<u64, u64>>,
+}
+
+impl Stamper {
+    /// Builds the message with a fresh envelope and queues it; false if the connection is closed.
+    pub fn send<P: Payload>(&self, conn: &Connection, build: impl FnOnce(Envelope) -> P) -> bool {
+        let mut seqs = self.seqs.lock().unwrap();
+        let seq = seqs.entry(conn.id()).or_insert(0);
+        let env = Envelope {
+            conn: conn.id(),
+            seq: *seq,
+        };
+        *seq += 1;
+        conn.send_message(msgr::Message::from_payload(&build(env)))
+            .is_ok()
+    }
+}
+
+/// Receiver-side proof of the lossless guarantee: per (our connection, sender's connection),
+/// envelope sequences must be contiguous. A reset event on our connection starts it over.
+#[derive(Default)]
+pub struct LossTracker {
+    next: Mutex<HashMap<(u64, u64), u64>>,
+    pub lost: AtomicU64,
+    pub misordered: AtomicU64,
+    pub received: AtomicU64,
+}
+
+impl LossTracker {
+    pub fn observe(&self, conn: &Connection, env: Envelope) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        let mut next = self.next.lock().unwrap();
+        let n = next.entry((conn.id(), env.conn)).or_insert(env.seq);
+        if env.seq < *n {
+            self.misordered.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.lost.fetch_add(env.seq - *n, Ordering::Relaxed);
+            *n = env.seq + 1;
+        }
+    }
+
+    /// The session on `conn` was reset: what was queued on either side is legitimately gone.
+    pub fn reset(&self, conn: &Connection) {
+        self.next
+            .lock()
+            .unwrap()
+            .retain(|(c, _), _| *c != conn.id());
+    }
+}
+
+/// Configuration for every simulated messenger.
+pub fn sim_config(inject_socket_failures: u64) -> Config {
+    Config::default()
+        .ms_inject_socket_failures(inject_socket_failures)
+        .ms_initial_backoff(Duration::from_millis(20))
+        .ms_max_backoff(Duration::from_millis(500))
+        .ms_connection_ready_timeout(Duration::from_secs(3))
+}

@@ -1,0 +1,177 @@
+//! The cluster example as a user runs it: in one process under injected faults, and as
+//! separate mon / OSD / client processes. Assertions are on its JSON summaries.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The example binary cargo built for this test run (target/<profile>/examples/cluster).
+fn cluster_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("examples").join("cluster");
+    assert!(
+        bin.exists(),
+        "{} not built (cargo test builds examples)",
+        bin.display()
+    );
+    bin
+}
+
+fn last_json(stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON in {text}"));
+    serde_json::from_str(line).unwrap()
+}
+
+fn lost_total(v: &serde_json::Value) -> u64 {
+    v.as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.contains("lost"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn cluster_in_one_process_under_socket_failures_loses_nothing_and_converges() {
+    let out = Command::new(cluster_bin())
+        .args([
+            "--duration",
+            "6",
+            "--osds",
+            "4",
+            "--inject-socket-failures",
+            "300",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let s = last_json(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{s}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lost_total(&s), 0, "{s}");
+    assert_eq!(s["misordered"], 0);
+    assert_eq!(s["verify_failures"], 0);
+    assert_eq!(s["replica_reads_verified"], s["replica_reads_expected"]);
+    assert!(s["writes_acked"].as_u64().unwrap() > 100, "{s}");
+    assert_eq!(s["osds_up"], 4);
+    assert!(
+        s["epoch"].as_u64().unwrap() >= 6,
+        "the stop and restart of an OSD both made epochs: {s}"
+    );
+    assert!(
+        s["faults"].as_u64().unwrap() > 0 && s["replayed"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn mon_two_osds_and_a_client_as_separate_processes() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mon_addr = format!("127.0.0.1:{port}");
+    let bin = cluster_bin();
+    let mon = Proc(
+        Command::new(&bin)
+            .args([
+                "--role",
+                "mon",
+                "--port",
+                &port.to_string(),
+                "--duration",
+                "20",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait for the mon to listen.
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&mon_addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "mon did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let osds: Vec<Proc> = (0..2)
+        .map(|id| {
+            Proc(
+                Command::new(&bin)
+                    .args([
+                        "--role",
+                        "osd",
+                        "--id",
+                        &id.to_string(),
+                        "--mon",
+                        &mon_addr,
+                        "--duration",
+                        "15",
+                    ])
+                    .args(["--inject-socket-failures", "500"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let client = Command::new(&bin)
+        .args([
+            "--role",
+            "client",
+            "--mon",
+            &mon_addr,
+            "--duration",
+            "4",
+            "--objects",
+            "64",
+            "--inject-socket-failures",
+            "500",
+        ])
+        .output()
+        .unwrap();
+    let s = last_json(&client.stdout);
+    assert!(
+        client.status.success(),
+        "{s}\n{}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert_eq!(s["verify_failures"], 0, "{s}");
+    assert_eq!(s["lost_lossless"], 0, "{s}");
+    assert!(s["writes_acked"].as_u64().unwrap() > 100, "{s}");
+    assert_eq!(
+        s["replica_reads_verified"].as_u64().unwrap(),
+        2 * s["objects"].as_u64().unwrap(),
+        "two replicas each: {s}"
+    );
+    for mut o in osds {
+        let status = o.0.wait().unwrap();
+        let mut out = String::new();
+        std::io::Read::read_to_string(o.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+        assert!(status.success(), "osd: {out}");
+        assert_eq!(last_json(out.as_bytes())["lost_lossless"], 0);
+    }
+    drop(mon);
+}
