@@ -311,6 +311,12 @@ impl Messenger {
             .await;
     }
 
+    /// Bytes received and not yet dispatched, and the `ms_dispatch_throttle_bytes` budget.
+    pub fn dispatch_throttle(&self) -> (u64, u64) {
+        let t = &self.shared.dispatch_throttle;
+        (t.capacity() - t.available(), t.capacity())
+    }
+
     /// Messenger-wide perf counters.
     pub fn counters(&self) -> CountersSnapshot {
         self.shared.counters.snapshot()

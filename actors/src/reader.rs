@@ -147,6 +147,7 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
                         Counters::add(&s.shared.counters.throttle_waits, 1);
                     }
                     guard = Some(g);
+                    s.decoder.admit_body();
                 }
             }
             match s.decoder.decode(&mut s.buf) {
@@ -154,6 +155,8 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
                     batch.push(InFrame::Message(m, guard.take().unwrap_or_default()));
                 }
                 Ok(Some(f)) => batch.push(InFrame::Other(f)),
+                // Stopped at the body gate: take the throttles, then decode the body.
+                Ok(None) if guard.is_none() && s.decoder.pending_header().is_some() => continue,
                 Ok(None) => break,
                 Err(e) => {
                     flush(&mut batch, pipe, gen);

@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = from_slice::<BTreeMap<String, Vec<(u32, u64)>>>(data);
     let _ = Reader::new(data).versioned("fuzz", 3, |_, r| Vec::<Bytes>::decode(r));
     let _ = AuthNoneAuthorizer::decode(data);
-    let _ = (MMonMap { monmap: Bytes::copy_from_slice(data) }).summary();
+    let _ = (MMonMap {
+        monmap: Bytes::copy_from_slice(data),
+    })
+    .summary();
     let mut m = Message::new(0, Bytes::copy_from_slice(data));
     for ty in [2u16, 4, 0xE000, 0xE001] {
         m.msg_type = ty;

@@ -10,10 +10,16 @@ use msgr::wire::FrameDecoder;
 const CAP: u64 = 1 << 16;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, rest)) = data.split_first() else { return };
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
     let step = (split as usize % 64) + 1;
     for msg_auth in [true, false] {
-        let limits = DecoderLimits { max_message_bytes: CAP, crc_header: split & 0x80 == 0, crc_data: true };
+        let limits = DecoderLimits {
+            max_message_bytes: CAP,
+            crc_header: split & 0x80 == 0,
+            crc_data: true,
+        };
         let mut dec = FrameDecoder::new(msg_auth, limits);
         let mut buf = BytesMut::new();
         'feed: for chunk in rest.chunks(step) {

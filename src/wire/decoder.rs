@@ -66,6 +66,9 @@ pub struct FrameDecoder {
     state: State,
     msg_auth: bool,
     limits: DecoderLimits,
+    /// When set, a message's body is not consumed until [`admit_body`](Self::admit_body).
+    body_gate: bool,
+    admitted: bool,
 }
 
 impl FrameDecoder {
@@ -75,7 +78,21 @@ impl FrameDecoder {
             state: State::Tag,
             msg_auth,
             limits,
+            body_gate: false,
+            admitted: false,
         }
+    }
+
+    /// Stops after each message header until the caller calls [`admit_body`](Self::admit_body),
+    /// even when the body is already buffered: the reader takes its throttles in between.
+    pub fn with_body_gate(mut self) -> Self {
+        self.body_gate = true;
+        self
+    }
+
+    /// Lets the pending message's body be decoded (see [`with_body_gate`](Self::with_body_gate)).
+    pub fn admit_body(&mut self) {
+        self.admitted = true;
     }
 
     /// How many bytes the buffer must hold for the next step to make progress.
@@ -164,10 +181,11 @@ impl FrameDecoder {
                     self.state = State::Body(header);
                 }
                 State::Body(header) => {
-                    if buf.len() < self.body_len(&header) {
+                    if (self.body_gate && !self.admitted) || buf.len() < self.body_len(&header) {
                         return Ok(None);
                     }
                     self.state = State::Tag;
+                    self.admitted = false;
                     return self
                         .finish_message(header, buf)
                         .map(|m| Some(Frame::Message(m)));
@@ -415,6 +433,21 @@ mod tests {
                 DecodeError::UnknownTag(tag)
             );
         }
+    }
+
+    #[test]
+    fn body_gate_holds_a_buffered_message_until_admitted() {
+        let mut buf = BytesMut::from(&encode(&sample())[..]);
+        let mut dec = FrameDecoder::new(true, DecoderLimits::default()).with_body_gate();
+        assert_eq!(dec.decode(&mut buf).unwrap(), None);
+        assert!(dec.pending_header().is_some());
+        assert_eq!(dec.decode(&mut buf).unwrap(), None, "still gated");
+        dec.admit_body();
+        assert!(matches!(
+            dec.decode(&mut buf).unwrap(),
+            Some(Frame::Message(_))
+        ));
+        assert!(dec.pending_header().is_none());
     }
 
     #[test]

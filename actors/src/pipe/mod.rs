@@ -483,7 +483,7 @@ impl Pipe {
             idle_timeout: cfg.ms_connection_idle_timeout,
             injector: self.shared.injector.clone(),
         };
-        let decoder = FrameDecoder::new(msg_auth, cfg.decoder_limits());
+        let decoder = FrameDecoder::new(msg_auth, cfg.decoder_limits()).with_body_gate();
         let reader = PipeReader::new(
             r,
             inbuf,
