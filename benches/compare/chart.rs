@@ -1,0 +1,191 @@
+//! The comparison table (markdown) and the size-sweep chart (SVG).
+
+use plotters::prelude::*;
+use serde_json::Value;
+
+use crate::SIZES;
+
+fn find<'a>(r: &'a [Value], system: &str, scenario: &str) -> Option<&'a Value> {
+    r.iter()
+        .find(|v| v["system"] == system && v["scenario"] == scenario && v.get("failed").is_none())
+}
+
+fn f(v: Option<&Value>, key: &str) -> f64 {
+    v.and_then(|v| v[key].as_f64()).unwrap_or(f64::NAN)
+}
+
+pub fn report(r: &[Value]) -> String {
+    let mut s = String::new();
+    let row = |s: &mut String, label: &str, key: &str, scale: f64, unit: &str, scenario: &str| {
+        let m = f(find(r, "msgr", scenario), key) * scale;
+        let a = f(find(r, "tokio", scenario), key) * scale;
+        let b = f(find(r, "threaded", scenario), key) * scale;
+        s.push_str(&format!(
+            "| {label} | {m:.1} {unit} | {a:.1} {unit} | {b:.1} {unit} | {:.2} | {:.2} |\n",
+            m / a,
+            m / b
+        ));
+    };
+    s.push_str("| scenario | msgr | (a) raw tokio | (b) thread-per-conn | msgr / (a) | msgr / (b) |\n|---|---|---|---|---|---|\n");
+    row(
+        &mut s,
+        "1. 1 conn, 4 KiB, depth 128 (msgs/s)",
+        "msgs_per_sec",
+        1e-3,
+        "k",
+        "stream_4k",
+    );
+    row(
+        &mut s,
+        "2. 1 conn, 4 MiB (GB/s)",
+        "gb_per_sec",
+        1.0,
+        "",
+        "stream_4m",
+    );
+    row(
+        &mut s,
+        "3. ping-pong 4 KiB, p50 (µs)",
+        "p50_us",
+        1.0,
+        "",
+        "pingpong_4k",
+    );
+    row(
+        &mut s,
+        "3. ping-pong 4 KiB, p99 (µs)",
+        "p99_us",
+        1.0,
+        "",
+        "pingpong_4k",
+    );
+    row(
+        &mut s,
+        "4. 1,000 conns x 4 KiB, depth 8 (msgs/s)",
+        "msgs_per_sec",
+        1e-3,
+        "k",
+        "conns_1000",
+    );
+    row(
+        &mut s,
+        "4. 1,000 conns: RSS (MiB)",
+        "rss_kib",
+        1.0 / 1024.0,
+        "",
+        "conns_1000",
+    );
+    row(
+        &mut s,
+        "4. 1,000 conns: threads",
+        "threads",
+        1.0,
+        "",
+        "conns_1000",
+    );
+    row(
+        &mut s,
+        "5. idle conns: RSS per conn (KiB)",
+        "rss_per_conn_kib",
+        1.0,
+        "",
+        "idle",
+    );
+    row(
+        &mut s,
+        "5. idle conns: threads with them open",
+        "threads_after",
+        1.0,
+        "",
+        "idle",
+    );
+    let inj = find(r, "msgr", "inject_1000");
+    let base = f(find(r, "msgr", "stream_4k"), "msgs_per_sec");
+    s.push_str(&format!(
+        "| 6. lossless, ms_inject_socket_failures 1000 (msgs/s; replayed) | {:.1} k; {} replayed | — | — | {:.2} of (1) | |\n",
+        f(inj, "msgs_per_sec") / 1e3,
+        inj.and_then(|v| v["replayed"].as_u64()).unwrap_or(0),
+        f(inj, "msgs_per_sec") / base
+    ));
+    s.push_str("\nSize sweep (1 connection, msgs/s and GB/s):\n\n| size | msgr | (a) | (b) | msgr GB/s | (a) GB/s | (b) GB/s |\n|---|---|---|---|---|---|---|\n");
+    for size in SIZES {
+        let name = format!("size_{size}");
+        let v: Vec<Option<&Value>> = ["msgr", "tokio", "threaded"]
+            .iter()
+            .map(|sys| find(r, sys, &name))
+            .collect();
+        s.push_str(&format!(
+            "| {size} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} |\n",
+            f(v[0], "msgs_per_sec"),
+            f(v[1], "msgs_per_sec"),
+            f(v[2], "msgs_per_sec"),
+            f(v[0], "gb_per_sec"),
+            f(v[1], "gb_per_sec"),
+            f(v[2], "gb_per_sec")
+        ));
+    }
+    s
+}
+
+pub fn svg(r: &[Value], path: &str) {
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE).unwrap();
+    let (left, right) = root.split_horizontally(500);
+    let series = |key: &str, system: &str| -> Vec<(f64, f64)> {
+        SIZES
+            .iter()
+            .filter_map(|s| {
+                find(r, system, &format!("size_{s}"))
+                    .map(|v| (*s as f64, v[key].as_f64().unwrap_or(0.0).max(1e-6)))
+            })
+            .collect()
+    };
+    for (area, key, title, ymin, ymax) in [
+        (&left, "msgs_per_sec", "messages per second", 10.0, 2e6),
+        (&right, "gb_per_sec", "GB per second", 1e-3, 20.0),
+    ] {
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((48f64..6e6f64).log_scale(), (ymin..ymax).log_scale())
+            .unwrap();
+        chart
+            .configure_mesh()
+            .x_desc("message size (bytes)")
+            .x_label_formatter(&|x| {
+                if *x >= 1048576.0 {
+                    format!("{}M", x / 1048576.0)
+                } else if *x >= 1024.0 {
+                    format!("{}K", x / 1024.0)
+                } else {
+                    format!("{x}")
+                }
+            })
+            .draw()
+            .unwrap();
+        for (system, label, color) in [
+            ("msgr", "msgr", RED),
+            ("tokio", "(a) raw tokio", BLUE),
+            ("threaded", "(b) thread-per-conn", GREEN),
+        ] {
+            let pts = series(key, system);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .unwrap()
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            chart
+                .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+                .unwrap();
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .unwrap();
+    }
+    root.present().unwrap();
+}

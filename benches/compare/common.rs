@@ -1,0 +1,133 @@
+//! What every system under comparison reports, and process measurements.
+
+use hdrhistogram::Histogram;
+
+/// A load: C connections, each with at most `depth` requests in flight, `count` in total.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    pub conns: usize,
+    pub size: usize,
+    pub depth: usize,
+    pub count: u64,
+}
+
+/// What a run measured.
+pub struct Outcome {
+    pub msgs: u64,
+    pub secs: f64,
+    /// Round-trip latency, microseconds.
+    pub lat: Histogram<u64>,
+    pub rss_kib: u64,
+    pub threads: u64,
+    pub replayed: u64,
+}
+
+impl Outcome {
+    pub fn msgs_per_sec(&self) -> f64 {
+        self.msgs as f64 / self.secs
+    }
+    pub fn gb_per_sec(&self, size: usize) -> f64 {
+        self.msgs as f64 * size as f64 / self.secs / 1e9
+    }
+}
+
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("bounds")
+}
+
+fn status_field(name: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn rss_kib() -> u64 {
+    status_field("VmRSS:")
+}
+
+pub fn threads() -> u64 {
+    status_field("Threads:")
+}
+
+/// Baseline framing: u32 length, u32 CRC-32C of the payload, payload. The same CRC work msgr does.
+pub fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&msgr::wire::ceph_crc32c(0, payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Parses one frame from the front of `buf`: (payload range, total length), or None if incomplete.
+/// Panics on a CRC mismatch (baselines run on loopback; a mismatch is a bug).
+pub fn parse(buf: &[u8]) -> Option<(std::ops::Range<usize>, usize)> {
+    if buf.len() < 8 {
+        return None;
+    }
+    let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+    if buf.len() < 8 + len {
+        return None;
+    }
+    let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
+    assert_eq!(
+        msgr::wire::ceph_crc32c(0, &buf[8..8 + len]),
+        crc,
+        "baseline frame crc"
+    );
+    Some((8..8 + len, 8 + len))
+}
+
+/// Request payload: index, send time (ns since run start), then `size` bytes of data.
+pub fn request(index: u64, sent_ns: u64, data: &[u8], out: &mut Vec<u8>) {
+    let mut p = Vec::with_capacity(16 + data.len());
+    p.extend_from_slice(&index.to_le_bytes());
+    p.extend_from_slice(&sent_ns.to_le_bytes());
+    p.extend_from_slice(data);
+    frame(&p, out);
+}
+
+/// The reply to a request payload: its first 16 bytes.
+pub fn reply(req_payload: &[u8], out: &mut Vec<u8>) {
+    frame(&req_payload[..16], out);
+}
+
+pub fn stamp(payload: &[u8]) -> (u64, u64) {
+    (
+        u64::from_le_bytes(payload[..8].try_into().unwrap()),
+        u64::from_le_bytes(payload[8..16].try_into().unwrap()),
+    )
+}
+
+/// Samples the process's thread count and RSS every 10 ms until dropped; reports the peaks
+/// (not counting its own thread).
+pub struct PeakSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<(u64, u64)>>,
+}
+
+impl PeakSampler {
+    pub fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut th, mut rss) = (0, 0);
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                th = th.max(threads().saturating_sub(1));
+                rss = rss.max(rss_kib());
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            (th, rss)
+        });
+        PeakSampler {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// (peak threads, peak RSS KiB)
+    pub fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}

@@ -1,0 +1,176 @@
+//! msgr against two same-run baselines: (a) raw tokio TCP with the same framing cost, and (b) a
+//! thread-per-connection messenger modelled on SimpleMessenger. Every (system, scenario) runs in
+//! a child process of its own, back to back, so RSS and thread counts are its own.
+//!
+//! `cargo bench --bench compare` (about three minutes) writes the table to stdout, the raw
+//! results to target/perf/results.json, and the size sweep chart to docs/performance.svg.
+//! `cargo bench --bench compare -- --quick` runs smaller counts.
+
+mod chart;
+mod common;
+mod idle;
+mod msgr_sys;
+mod raw_tokio;
+mod threaded;
+
+use std::process::Command;
+
+use common::Load;
+use serde_json::{json, Value};
+
+const SYSTEMS: [&str; 3] = ["msgr", "tokio", "threaded"];
+pub const SIZES: [usize; 6] = [64, 512, 4096, 32768, 262144, 4 << 20];
+
+fn scenario(name: &str, quick: bool) -> Option<Load> {
+    let q = |full: u64| if quick { full / 4 } else { full };
+    Some(match name {
+        "stream_4k" => Load {
+            conns: 1,
+            size: 4096,
+            depth: 128,
+            count: q(200_000),
+        },
+        "stream_4m" => Load {
+            conns: 1,
+            size: 4 << 20,
+            depth: 4,
+            count: q(400),
+        },
+        "pingpong_4k" => Load {
+            conns: 1,
+            size: 4096,
+            depth: 1,
+            count: q(20_000),
+        },
+        "conns_1000" => Load {
+            conns: 1000,
+            size: 4096,
+            depth: 8,
+            count: q(400_000),
+        },
+        "inject_1000" => Load {
+            conns: 1,
+            size: 4096,
+            depth: 128,
+            count: q(200_000),
+        },
+        s if s.starts_with("size_") => {
+            let size: usize = s[5..].parse().ok()?;
+            let depth = (64usize << 20)
+                .checked_div(size)
+                .unwrap_or(128)
+                .clamp(2, 128);
+            let count = ((512u64 << 20) / size as u64).clamp(200, 200_000);
+            Load {
+                conns: 1,
+                size,
+                depth,
+                count: q(count).max(50),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Runs one (system, scenario) in this process and prints its JSON.
+fn child(system: &str, name: &str, quick: bool) {
+    if name == "idle" {
+        let conns = if system == "threaded" { 2000 } else { 10_000 };
+        let r = idle::measure(system, conns);
+        println!(
+            "{}",
+            json!({ "system": system, "scenario": name, "conns": r.conns, "rss_per_conn_kib": r.rss_per_conn_kib,
+                    "threads_before": r.threads_before, "threads_after": r.threads_after })
+        );
+        return;
+    }
+    let load = scenario(name, quick).expect("known scenario");
+    let inject = if name == "inject_1000" { 1000 } else { 0 };
+    let sampler = common::PeakSampler::start();
+    let mut o = match system {
+        "msgr" => msgr_sys::run(load, inject),
+        "tokio" => raw_tokio::run(load),
+        _ => threaded::run(load),
+    };
+    let (threads, rss) = sampler.finish();
+    o.threads = threads;
+    o.rss_kib = rss;
+    println!(
+        "{}",
+        json!({
+            "system": system, "scenario": name, "size": load.size, "conns": load.conns, "msgs": o.msgs, "secs": o.secs,
+            "msgs_per_sec": o.msgs_per_sec(), "gb_per_sec": o.gb_per_sec(load.size),
+            "p50_us": o.lat.value_at_quantile(0.5), "p99_us": o.lat.value_at_quantile(0.99), "max_us": o.lat.max(),
+            "rss_kib": o.rss_kib, "threads": o.threads, "replayed": o.replayed,
+        })
+    );
+}
+
+fn run_child(system: &str, name: &str, quick: bool) -> Value {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--child", system, name]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let out = cmd.output().expect("child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.lines().rev().find(|l| l.starts_with('{')) {
+        Some(l) if out.status.success() => serde_json::from_str(l).unwrap(),
+        _ => {
+            eprintln!(
+                "{system} {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            json!({ "system": system, "scenario": name, "failed": true })
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        return child(&args[i + 1], &args[i + 2], quick);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--idle-client") {
+        return idle::client(
+            &args[i + 1],
+            args[i + 2].parse().unwrap(),
+            args[i + 3].parse().unwrap(),
+        );
+    }
+    let mut results = vec![];
+    let mut run = |system: &str, name: &str| {
+        eprintln!("running {system} {name} ...");
+        let r = run_child(system, name, quick);
+        results.push(r);
+    };
+    for name in [
+        "stream_4k",
+        "stream_4m",
+        "pingpong_4k",
+        "conns_1000",
+        "idle",
+    ] {
+        for system in SYSTEMS {
+            run(system, name);
+        }
+    }
+    run("msgr", "inject_1000");
+    for size in SIZES {
+        for system in SYSTEMS {
+            run(system, &format!("size_{size}"));
+        }
+    }
+    let report = chart::report(&results);
+    println!("{report}");
+    std::fs::create_dir_all("target/perf").unwrap();
+    std::fs::write(
+        "target/perf/results.json",
+        serde_json::to_string_pretty(&results).unwrap(),
+    )
+    .unwrap();
+    std::fs::write("target/perf/table.md", &report).unwrap();
+    chart::svg(&results, "docs/performance.svg");
+    eprintln!("wrote target/perf/results.json, target/perf/table.md, docs/performance.svg");
+}

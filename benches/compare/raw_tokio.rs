@@ -1,0 +1,151 @@
+//! Baseline (a): raw tokio TCP with the same framing cost (length + CRC-32C) and batched writes,
+//! on a 2-worker runtime. No sessions, no acks, no replay: the practical limit of the machine.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::common::*;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Reads frames, answers each with a reply, writes all replies of one read at once.
+async fn serve_conn(mut s: TcpStream) {
+    let _ = s.set_nodelay(true);
+    let mut buf = Vec::with_capacity(256 * 1024);
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut out = Vec::new();
+    loop {
+        let n = match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut at = 0;
+        while let Some((payload, len)) = parse(&buf[at..]) {
+            reply(&buf[at + payload.start..at + payload.end], &mut out);
+            at += len;
+        }
+        buf.drain(..at);
+        if !out.is_empty() {
+            if s.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+    }
+}
+
+pub async fn server() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(serve_conn(s));
+        }
+    });
+    addr
+}
+
+pub fn run(load: Load) -> Outcome {
+    let rt = runtime();
+    rt.block_on(async move {
+        let addr = server().await;
+        let start = Instant::now();
+        let lat = Arc::new(Mutex::new(histogram()));
+        let done = Arc::new(AtomicU64::new(0));
+        let per_conn = load.count / load.conns as u64;
+        let data = Arc::new(vec![0x5au8; load.size]);
+        let mut tasks = vec![];
+        for _ in 0..load.conns {
+            let s = TcpStream::connect(addr).await.unwrap();
+            s.set_nodelay(true).unwrap();
+            let (mut r, mut w) = s.into_split();
+            let window = Arc::new(Semaphore::new(load.depth));
+            let (lat, done, data, win2) = (lat.clone(), done.clone(), data.clone(), window.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < per_conn {
+                    // Batch every request the window allows into one write.
+                    let permit = win2.acquire().await.unwrap();
+                    permit.forget();
+                    let mut batch = 1;
+                    while let Ok(p) = win2.try_acquire() {
+                        p.forget();
+                        batch += 1;
+                    }
+                    for _ in 0..batch {
+                        if i < per_conn {
+                            request(i, start.elapsed().as_nanos() as u64, &data, &mut out);
+                            i += 1;
+                        }
+                    }
+                    w.write_all(&out).await.unwrap();
+                    out.clear();
+                }
+            }));
+            tasks.push(tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                let mut got = 0;
+                while got < per_conn {
+                    let n = r.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "server closed");
+                    buf.extend_from_slice(&chunk[..n]);
+                    let mut at = 0;
+                    let mut h = lat.lock().unwrap();
+                    while let Some((p, len)) = parse(&buf[at..]) {
+                        let (_, sent) = stamp(&buf[at + p.start..at + p.end]);
+                        let _ = h.record(
+                            ((start.elapsed().as_nanos() as u64).saturating_sub(sent) / 1000)
+                                .max(1),
+                        );
+                        at += len;
+                        got += 1;
+                        window.add_permits(1);
+                    }
+                    drop(h);
+                    buf.drain(..at);
+                }
+                done.fetch_add(got, Ordering::Relaxed);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let lat = lat.lock().unwrap().clone();
+        Outcome {
+            msgs: done.load(Ordering::Relaxed),
+            secs,
+            lat,
+            rss_kib: rss_kib(),
+            threads: threads(),
+            replayed: 0,
+        }
+    })
+}
+
+/// A raw tokio server for the idle measurement.
+pub fn idle_server(
+    ready: std::sync::mpsc::Sender<std::net::SocketAddr>,
+    stop: std::sync::mpsc::Receiver<()>,
+) {
+    runtime().block_on(async move {
+        ready.send(server().await).unwrap();
+        while stop.try_recv().is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+}
