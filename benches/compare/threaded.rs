@@ -137,7 +137,7 @@ pub fn run(load: Load) -> Outcome {
         secs,
         lat,
         rss_kib: rss_kib(),
-        threads,
+        threads: threads(),
         replayed: 0,
     }
 }
