@@ -26,8 +26,11 @@ pub struct Session {
     out_seq: u64,
     in_seq: u64,
     in_seq_acked: u64,
-    /// Waiting to be sent, by priority (highest served first, FIFO within one).
+    /// Waiting to be sent, by priority (highest served first, FIFO within one). Emptied queues
+    /// are kept, so a busy session does not reallocate them on every flush.
     queues: BTreeMap<u16, VecDeque<Message>>,
+    /// Messages in `queues`.
+    queued: usize,
     /// Requeued after a fault: already numbered, sent before anything else, same seqs.
     replay: VecDeque<Message>,
     /// Written but not yet acked (lossless only).
@@ -58,6 +61,7 @@ impl Session {
             in_seq: 0,
             in_seq_acked: 0,
             queues: BTreeMap::new(),
+            queued: 0,
             replay: VecDeque::new(),
             sent: VecDeque::new(),
             stats: SessionStats::default(),
@@ -99,7 +103,7 @@ impl Session {
 
     /// Messages waiting to be written (queued plus requeued).
     pub fn pending_len(&self) -> usize {
-        self.replay.len() + self.queues.values().map(VecDeque::len).sum::<usize>()
+        self.replay.len() + self.queued
     }
 
     /// Messages written and not yet acked.
@@ -109,7 +113,7 @@ impl Session {
 
     /// True when something waits to be written.
     pub fn has_pending(&self) -> bool {
-        !self.replay.is_empty() || !self.queues.is_empty()
+        !self.replay.is_empty() || self.queued > 0
     }
 
     /// True when anything is queued or unacked (lossless sessions must not forget these).
@@ -123,31 +127,44 @@ impl Session {
             msg.priority = self.default_priority;
         }
         self.queues.entry(msg.priority).or_default().push_back(msg);
+        self.queued += 1;
     }
 
-    /// The next message to write, numbered: requeued messages first (with their old seqs), then
-    /// the highest-priority queue. Lossless sessions keep a copy (cheap: sections are shared)
-    /// until it is acked.
-    pub fn next_outgoing(&mut self) -> Option<Message> {
+    /// Numbers the next message to write and hands it to `write` by reference: requeued
+    /// messages first (with their old seqs), then the highest-priority queue. A lossless session
+    /// then keeps it until acked, a lossy one drops it; either way it is never copied.
+    /// Returns false when nothing is queued.
+    pub fn send_next(&mut self, write: impl FnOnce(&Message)) -> bool {
         let msg = if let Some(msg) = self.replay.pop_front() {
             debug_assert_eq!(msg.seq, self.out_seq + 1);
             self.out_seq = msg.seq;
             self.stats.replayed += 1;
             msg
         } else {
-            let mut entry = self.queues.last_entry()?;
-            let mut msg = entry.get_mut().pop_front()?;
-            if entry.get().is_empty() {
-                entry.remove();
+            if self.queued == 0 {
+                return false;
             }
+            let Some(mut msg) = self.queues.values_mut().rev().find_map(VecDeque::pop_front) else {
+                return false;
+            };
+            self.queued -= 1;
             self.out_seq += 1;
             msg.seq = self.out_seq;
             msg
         };
+        write(&msg);
         if !self.lossy {
-            self.sent.push_back(msg.clone());
+            self.sent.push_back(msg);
         }
-        Some(msg)
+        true
+    }
+
+    /// Like [`send_next`](Self::send_next), returning a copy of the message (its sections are
+    /// shared, not copied).
+    pub fn next_outgoing(&mut self) -> Option<Message> {
+        let mut out = None;
+        self.send_next(|m| out = Some(m.clone()));
+        out
     }
 
     /// The peer acked every seq up to `seq`: forget those. Returns how many were released.
@@ -229,6 +246,7 @@ impl Session {
         let dropped = self.pending_len() + self.sent.len();
         self.stats.dropped_by_reset += dropped as u64;
         self.queues.clear();
+        self.queued = 0;
         self.replay.clear();
         self.sent.clear();
         self.in_seq = 0;

@@ -129,7 +129,14 @@ impl Handler<StopReader> for PipeReader {
 }
 
 /// Reads until the socket fails; returns why.
+/// Largest read-ahead: a busy connection reads this much per syscall.
+const MAX_READ_CHUNK: usize = 64 * 1024;
+
 async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
+    // Read-ahead starts at ms_tcp_prefetch_max_size and doubles while reads fill it, so idle
+    // connections keep small buffers and busy ones make few syscalls and allocations (every
+    // decoded section is a slice of this buffer, so a fresh one is allocated as old ones fill).
+    let mut chunk = s.cfg.prefetch;
     let mut guard: Option<ThrottleGuard> = None;
     let mut batch: Vec<InFrame> = Vec::new();
     loop {
@@ -171,7 +178,8 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
 
         // Read more: at least what the decoder needs, with read-ahead; never past the cap.
         let need = s.decoder.wanted().saturating_sub(s.buf.len());
-        s.buf.reserve(need.max(s.cfg.prefetch));
+        s.buf.reserve(need.max(chunk));
+        let spare = s.buf.capacity() - s.buf.len();
         let mid_frame = !s.buf.is_empty() || s.decoder.wanted() != 1;
         let limit = if mid_frame {
             s.cfg.stall_timeout
@@ -187,6 +195,11 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
             Ok(Ok(n)) => {
                 Counters::add(&s.conn.inner.counters.bytes_in, n as u64);
                 Counters::add(&s.shared.counters.bytes_in, n as u64);
+                chunk = if n >= spare {
+                    (chunk * 2).min(MAX_READ_CHUNK)
+                } else {
+                    chunk.max(s.cfg.prefetch)
+                };
             }
         }
         if s.cfg.injector.socket_should_fail() {

@@ -129,6 +129,12 @@ fn run_child(system: &str, name: &str, quick: bool) -> Value {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    if std::env::var("RUST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     if let Some(i) = args.iter().position(|a| a == "--child") {
         return child(&args[i + 1], &args[i + 2], quick);
     }

@@ -30,18 +30,43 @@ impl Dispatcher for Server {
     }
 }
 
+/// The client side runs closed-loop on the shard threads, as Ceph's perf_msgr_client does:
+/// every reply sends the connection's next request from inside dispatch.
 struct Client {
     start: Instant,
     replies: Vec<AtomicU64>,
+    sent: Vec<AtomicU64>,
+    per_conn: u64,
+    data: Bytes,
+    crc: u32,
     lat: Mutex<hdrhistogram::Histogram<u64>>,
     progress: Notify,
+}
+
+impl Client {
+    fn send_next(&self, conn: &Connection, c: usize) {
+        let index = self.sent[c].fetch_add(1, Ordering::Relaxed);
+        if index >= self.per_conn {
+            return;
+        }
+        let stamp = BenchStamp {
+            conn: c as u32,
+            index,
+            sent_ns: self.start.elapsed().as_nanos() as u64,
+            data_crc: self.crc,
+        };
+        let _ = conn.send_message(Message::from_payload(&BenchRequest {
+            stamp,
+            data: self.data.clone(),
+        }));
+    }
 }
 
 impl Dispatcher for Client {
     fn ms_can_fast_dispatch(&self, m: &Message) -> bool {
         m.msg_type == BENCH_REPLY
     }
-    fn ms_dispatch(&self, _: &Connection, m: Message) -> bool {
+    fn ms_dispatch(&self, conn: &Connection, m: Message) -> bool {
         if let Ok(r) = m.decode_payload::<BenchReply>() {
             let now = self.start.elapsed().as_nanos() as u64;
             let _ = self
@@ -49,8 +74,11 @@ impl Dispatcher for Client {
                 .lock()
                 .unwrap()
                 .record((now.saturating_sub(r.stamp.sent_ns) / 1000).max(1));
-            self.replies[r.stamp.conn as usize].fetch_add(1, Ordering::Relaxed);
-            self.progress.notify_one();
+            let c = r.stamp.conn as usize;
+            self.send_next(conn, c);
+            if self.replies[c].fetch_add(1, Ordering::Relaxed) + 1 == self.per_conn {
+                self.progress.notify_one();
+            }
         }
         true
     }
@@ -71,9 +99,15 @@ pub fn run(load: Load, inject: u64) -> Outcome {
             .unwrap();
         let addr = server.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         server.start().unwrap();
+        let data: Bytes = vec![0x5au8; load.size].into();
+        let per_conn = load.count / load.conns as u64;
         let client = Arc::new(Client {
             start: Instant::now(),
             replies: (0..load.conns).map(|_| AtomicU64::new(0)).collect(),
+            sent: (0..load.conns).map(|_| AtomicU64::new(0)).collect(),
+            per_conn,
+            crc: msgr::wire::ceph_crc32c(0, &data),
+            data,
             lat: Mutex::new(histogram()),
             progress: Notify::new(),
         });
@@ -90,35 +124,22 @@ pub fn run(load: Load, inject: u64) -> Outcome {
             conns.push(m.get_connection(addr, EntityType::OSD).await.unwrap());
             messengers.push(m);
         }
-        let data: Bytes = vec![0x5au8; load.size].into();
-        let crc = msgr::wire::ceph_crc32c(0, &data);
-        let per_conn = load.count / load.conns as u64;
         let total = per_conn * load.conns as u64;
-        let mut sent = vec![0u64; load.conns];
         let start = Instant::now();
+        // The first window of every connection; replies keep each window full from then on.
+        for (c, conn) in conns.iter().enumerate() {
+            for _ in 0..load.depth {
+                client.send_next(conn, c);
+            }
+        }
         loop {
             let notified = client.progress.notified();
-            let mut replied_total = 0;
-            for c in 0..load.conns {
-                let replied = client.replies[c].load(Ordering::Relaxed);
-                replied_total += replied;
-                while sent[c] < per_conn && sent[c] < replied + load.depth as u64 {
-                    let stamp = BenchStamp {
-                        conn: c as u32,
-                        index: sent[c],
-                        sent_ns: client.start.elapsed().as_nanos() as u64,
-                        data_crc: crc,
-                    };
-                    conns[c]
-                        .send_message(Message::from_payload(&BenchRequest {
-                            stamp,
-                            data: data.clone(),
-                        }))
-                        .unwrap();
-                    sent[c] += 1;
-                }
-            }
-            if replied_total >= total {
+            let replied: u64 = client
+                .replies
+                .iter()
+                .map(|r| r.load(Ordering::Relaxed))
+                .sum();
+            if replied >= total {
                 break;
             }
             let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;

@@ -92,14 +92,17 @@ pub fn run(load: Load) -> Outcome {
     let done = Arc::new(AtomicU64::new(0));
     let per_conn = load.count / load.conns as u64;
     let data = Arc::new(vec![0x5au8; load.size]);
+    // Every connection and thread exists before any traffic, as in the other systems.
+    let go = Arc::new(std::sync::Barrier::new(load.conns + 1));
     let mut joins = vec![];
     for _ in 0..load.conns {
         let s = TcpStream::connect(addr).unwrap();
         s.set_nodelay(true).unwrap();
         let out = writer(s.try_clone().unwrap());
         let window = Arc::new((Mutex::new(load.depth), Condvar::new()));
-        let (w2, data) = (window.clone(), data.clone());
+        let (w2, data, go2) = (window.clone(), data.clone(), go.clone());
         joins.push(spawn(move || {
+            go2.wait();
             for i in 0..per_conn {
                 {
                     let (m, cv) = &*w2;
@@ -127,10 +130,12 @@ pub fn run(load: Load) -> Outcome {
             }
         }));
     }
+    go.wait();
+    let began = Instant::now();
     for j in joins {
         j.join().unwrap();
     }
-    let secs = start.elapsed().as_secs_f64();
+    let secs = began.elapsed().as_secs_f64();
     let lat = lat.lock().unwrap().clone();
     Outcome {
         msgs: done.load(Ordering::Relaxed),

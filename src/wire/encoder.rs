@@ -8,31 +8,45 @@ use super::header::{Footer, FooterFlags, Header, FOOTER_LEN, HEADER_LEN};
 use super::{Tag, Timespec};
 use crate::message::Message;
 
-/// One encoded frame: `[tag + header, front, middle, data, footer]`, empty sections left out.
+/// One encoded frame: at most five chunks in wire order. Sections up to
+/// [`INLINE_MAX`] bytes are copied next to the header (a small copy beats sharing); larger
+/// sections go out as the very `Bytes` the message holds.
 #[derive(Debug, Clone, Default)]
 pub struct FrameChunks {
     chunks: [Bytes; 5],
+    len: usize,
 }
 
+/// Sections up to this size are copied into the frame's head chunk instead of shared.
+pub const INLINE_MAX: usize = 512;
+
 impl FrameChunks {
-    /// The non-empty chunks, in wire order.
+    fn push(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.chunks[self.len] = b;
+            self.len += 1;
+        }
+    }
+
+    /// The chunks, in wire order.
     pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
-        self.chunks.iter().filter(|c| !c.is_empty())
+        self.chunks[..self.len].iter()
     }
 
     /// Total bytes on the wire.
     pub fn len(&self) -> usize {
-        self.chunks.iter().map(Bytes::len).sum()
+        self.iter().map(Bytes::len).sum()
     }
 
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
-    /// Consumes into the chunk array (empty chunks included).
-    pub fn into_chunks(self) -> [Bytes; 5] {
-        self.chunks
+    /// Consumes into the chunks, in wire order.
+    pub fn into_chunks(self) -> impl Iterator<Item = Bytes> {
+        let len = self.len;
+        self.chunks.into_iter().take(len)
     }
 
     /// Copies all chunks into one contiguous buffer (for tests and small control paths).
@@ -47,8 +61,8 @@ impl FrameChunks {
 
 /// Encodes message frames for one connection, with its negotiated footer form and CRC choice.
 ///
-/// Headers and footers are written into one shared scratch buffer and split off, so a frame costs
-/// no allocation of its own in the steady state.
+/// Headers, footers and small sections are written into one shared scratch buffer and split
+/// off, so a frame costs no allocation of its own in the steady state.
 #[derive(Debug)]
 pub struct FrameEncoder {
     msg_auth: bool,
@@ -56,7 +70,7 @@ pub struct FrameEncoder {
     scratch: BytesMut,
 }
 
-const SCRATCH_CHUNK: usize = 8 * 1024;
+const SCRATCH_CHUNK: usize = 64 * 1024;
 
 impl FrameEncoder {
     /// `msg_auth`: MSG_AUTH was negotiated (21-byte footer). `crc_data`: compute data CRCs
@@ -70,8 +84,18 @@ impl FrameEncoder {
     }
 
     fn reserve(&mut self, n: usize) {
-        if self.scratch.capacity() < n {
+        if self.scratch.capacity() - self.scratch.len() < n {
             self.scratch.reserve(SCRATCH_CHUNK.max(n));
+        }
+    }
+
+    /// Appends a section: copied when small, otherwise shared as its own chunk.
+    fn section(&mut self, out: &mut FrameChunks, bytes: &Bytes) {
+        if bytes.len() <= INLINE_MAX {
+            self.scratch.put_slice(bytes);
+        } else {
+            out.push(self.scratch.split().freeze());
+            out.push(bytes.clone());
         }
     }
 
@@ -105,23 +129,18 @@ impl FrameEncoder {
             sig: 0,
             flags: FooterFlags(flags),
         };
-        self.reserve(1 + HEADER_LEN + FOOTER_LEN);
+        self.reserve(1 + HEADER_LEN + 3 * INLINE_MAX + FOOTER_LEN);
+        let mut out = FrameChunks::default();
         self.scratch.put_u8(Tag::Msg as u8);
         self.scratch.put_slice(&header.encode());
-        let head = self.scratch.split().freeze();
+        self.section(&mut out, &msg.front);
+        self.section(&mut out, &msg.middle);
+        self.section(&mut out, &msg.data);
         let mut fbuf = [0u8; FOOTER_LEN];
         let n = footer.encode_into(self.msg_auth, &mut fbuf);
         self.scratch.put_slice(&fbuf[..n]);
-        let foot = self.scratch.split().freeze();
-        FrameChunks {
-            chunks: [
-                head,
-                msg.front.clone(),
-                msg.middle.clone(),
-                msg.data.clone(),
-                foot,
-            ],
-        }
+        out.push(self.scratch.split().freeze());
+        out
     }
 }
 
@@ -177,15 +196,19 @@ mod tests {
     }
 
     #[test]
-    fn payload_sections_are_shared_not_copied() {
+    fn large_sections_are_shared_not_copied_small_ones_inlined() {
         let data = Bytes::from(vec![7u8; 4096]);
         let msg = Message {
+            front: Bytes::from_static(b"small front"),
             data: data.clone(),
             ..Default::default()
         };
         let frame = FrameEncoder::new(true, true).encode_message(&msg);
-        let chunks = frame.into_chunks();
-        assert_eq!(chunks[3].as_ptr(), data.as_ptr());
+        let chunks: Vec<Bytes> = frame.into_chunks().collect();
+        assert_eq!(chunks.len(), 3, "head+front, data, footer");
+        assert_eq!(chunks[0].len(), 1 + HEADER_LEN + 11);
+        assert_eq!(chunks[1].as_ptr(), data.as_ptr());
+        assert_eq!(chunks[2].len(), FOOTER_LEN);
     }
 
     #[test]
@@ -194,11 +217,13 @@ mod tests {
             data: Bytes::from_static(b"abc"),
             ..Default::default()
         };
-        let frame = FrameEncoder::new(false, false).encode_message(&msg);
-        let chunks = frame.into_chunks();
-        assert_eq!(chunks[4].len(), 13);
-        assert_eq!(chunks[4][12], FooterFlags::COMPLETE | FooterFlags::NOCRC);
-        assert_eq!(&chunks[4][8..12], &[0, 0, 0, 0]);
+        let bytes = FrameEncoder::new(false, false)
+            .encode_message(&msg)
+            .to_vec();
+        let footer = &bytes[bytes.len() - 13..];
+        assert_eq!(bytes.len(), 1 + HEADER_LEN + 3 + 13);
+        assert_eq!(footer[12], FooterFlags::COMPLETE | FooterFlags::NOCRC);
+        assert_eq!(&footer[8..12], &[0, 0, 0, 0]);
     }
 
     #[test]
