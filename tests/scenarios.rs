@@ -536,3 +536,45 @@ async fn markdown_test_mark_down_from_dispatch_1000_rounds_no_stall() {
     cli.shutdown().await;
     srv.shutdown().await;
 }
+
+/// An actix actor as the dispatcher, through `RecipientDispatcher`.
+struct Collector(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl actix::Actor for Collector {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<msgr_actors::Dispatched> for Collector {
+    type Result = ();
+    fn handle(&mut self, d: msgr_actors::Dispatched, _: &mut Self::Context) {
+        let line = match d {
+            msgr_actors::Dispatched::Message(_, m) => format!("msg {}", number_of(&m)),
+            msgr_actors::Dispatched::Event(_, ev) => format!("{ev:?}"),
+        };
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+#[actix_rt::test]
+async fn an_actix_actor_can_be_the_dispatcher() {
+    use actix::Actor;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collector = Collector(seen.clone()).start();
+    let srv = Messenger::builder(osd(0))
+        .config(test_config())
+        .default_policy(Policy::stateful_server(0))
+        .dispatcher(Arc::new(msgr_actors::RecipientDispatcher(collector.recipient())))
+        .build()
+        .unwrap();
+    srv.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    srv.start().unwrap();
+    let cli = client(client_name(1), Policy::lossless_client(0), Recorder::default(), test_config());
+    let conn = cli.get_connection(srv.my_addr(), EntityType::OSD).await.unwrap();
+    for i in 0..3 {
+        conn.send_message(numbered(i)).unwrap();
+    }
+    wait_for(10, "three messages at the actor", || seen.lock().unwrap().len() == 4).await;
+    assert_eq!(*seen.lock().unwrap(), ["Accept", "msg 0", "msg 1", "msg 2"]);
+    cli.shutdown().await;
+    srv.shutdown().await;
+}
