@@ -563,17 +563,30 @@ async fn an_actix_actor_can_be_the_dispatcher() {
     let srv = Messenger::builder(osd(0))
         .config(test_config())
         .default_policy(Policy::stateful_server(0))
-        .dispatcher(Arc::new(msgr_actors::RecipientDispatcher(collector.recipient())))
+        .dispatcher(Arc::new(msgr_actors::RecipientDispatcher(
+            collector.recipient(),
+        )))
         .build()
         .unwrap();
     srv.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     srv.start().unwrap();
-    let cli = client(client_name(1), Policy::lossless_client(0), Recorder::default(), test_config());
-    let conn = cli.get_connection(srv.my_addr(), EntityType::OSD).await.unwrap();
+    let cli = client(
+        client_name(1),
+        Policy::lossless_client(0),
+        Recorder::default(),
+        test_config(),
+    );
+    let conn = cli
+        .get_connection(srv.my_addr(), EntityType::OSD)
+        .await
+        .unwrap();
     for i in 0..3 {
         conn.send_message(numbered(i)).unwrap();
     }
-    wait_for(10, "three messages at the actor", || seen.lock().unwrap().len() == 4).await;
+    wait_for(10, "three messages at the actor", || {
+        seen.lock().unwrap().len() == 4
+    })
+    .await;
     assert_eq!(*seen.lock().unwrap(), ["Accept", "msg 0", "msg 1", "msg 2"]);
     cli.shutdown().await;
     srv.shutdown().await;
