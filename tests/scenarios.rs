@@ -74,7 +74,8 @@ async fn simple_lossy_client_to_dead_server_sees_refused_and_reset() {
         )
         .await
         .unwrap();
-    conn.send_message(numbered(1)).unwrap();
+    // The dial starts at once; the refusal may already have closed the session.
+    let _ = conn.send_message(numbered(1));
     wait_for(10, "reset of the lossy connection", || {
         cli_rec.events(ConnEvent::Reset) == 1
     })

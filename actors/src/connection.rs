@@ -1,5 +1,6 @@
 //! `Connection`: the user's handle to one peer session.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -51,6 +52,24 @@ pub(crate) struct ConnInner {
     pub(crate) counters: Counters,
     pub(crate) target: Target,
     local_seq: AtomicU64,
+    /// `SendMessage`s in the Pipe's mailbox, not yet handled.
+    pub(crate) in_mailbox: AtomicU64,
+}
+
+thread_local! {
+    /// While a Pipe runs fast dispatch: its connection id and the messages its dispatchers send
+    /// on that same connection, which it queues itself, without a mailbox round trip.
+    static ABSORB: RefCell<Option<(u64, Vec<Message>)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (fast dispatch on connection `id`), collecting into `sent` what it sends on that
+/// connection. `sent` is the Pipe's own buffer, reused so a reply costs no allocation.
+pub(crate) fn absorbing_sends(id: u64, sent: &mut Vec<Message>, f: impl FnOnce()) {
+    ABSORB.with(|a| *a.borrow_mut() = Some((id, std::mem::take(sent))));
+    f();
+    if let Some((_, v)) = ABSORB.with(|a| a.borrow_mut().take()) {
+        *sent = v;
+    }
 }
 
 impl Connection {
@@ -76,6 +95,7 @@ impl Connection {
                 counters: Counters::default(),
                 target,
                 local_seq: AtomicU64::new(0),
+                in_mailbox: AtomicU64::new(0),
             }),
         }
     }
@@ -87,10 +107,25 @@ impl Connection {
         }
         match &self.inner.target {
             Target::Pipe(w) => {
+                // Sent from this connection's own fast dispatch, with nothing of ours still in
+                // the mailbox (so order is kept): the Pipe queues it right after the callback,
+                // without a mailbox round trip.
+                let mut msg = Some(msg);
+                ABSORB.with(|a| {
+                    if let Some((id, v)) = a.borrow_mut().as_mut() {
+                        if *id == self.inner.id
+                            && self.inner.in_mailbox.load(Ordering::Acquire) == 0
+                        {
+                            v.extend(msg.take());
+                        }
+                    }
+                });
+                let Some(msg) = msg else { return Ok(()) };
                 let pipe = w
                     .get()
                     .and_then(WeakAddr::upgrade)
                     .ok_or(SendError::Closed)?;
+                self.inner.in_mailbox.fetch_add(1, Ordering::AcqRel);
                 pipe.do_send(SendMessage(msg));
                 Ok(())
             }

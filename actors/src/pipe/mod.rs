@@ -210,6 +210,8 @@ pub struct Pipe {
     stats_seen: SessionStats,
     policy_bytes: Option<Throttle>,
     policy_msgs: Option<Throttle>,
+    /// Reused buffer for messages sent from this connection's own fast dispatch.
+    absorbed: Vec<Message>,
 }
 
 /// Messages encoded per flush before yielding to the mailbox.
@@ -288,6 +290,7 @@ impl Pipe {
             keepalive2_acks: Vec::new(),
             flush_scheduled: false,
             stats_seen: SessionStats::default(),
+            absorbed: Vec::new(),
         }
     }
 
@@ -545,33 +548,36 @@ impl Pipe {
         let mut chunks = Vec::new();
         let mut sent = 0u64;
         while sent < FLUSH_BATCH as u64 {
-            let Some(m) = self.session.next_outgoing() else {
+            // Encoded by reference: the session keeps the message itself until it is acked.
+            let more = self
+                .session
+                .send_next(|m| chunks.extend(enc.encode_message(m).into_chunks()));
+            if !more {
                 break;
-            };
+            }
             sent += 1;
-            chunks.extend(
-                enc.encode_message(&m)
-                    .into_chunks()
-                    .into_iter()
-                    .filter(|c| !c.is_empty()),
-            );
         }
+        // Control frames of this flush, together in one small chunk.
+        let mut control = Vec::new();
         let mut acks = 0;
         if let Some(seq) = self.session.take_ack() {
-            chunks.push(Bytes::copy_from_slice(&encode_ack(seq)));
+            control.extend_from_slice(&encode_ack(seq));
             acks = 1;
         }
         let mut keepalives = 0;
         if std::mem::take(&mut self.keepalive_due) {
             keepalives = 1;
             if self.features & MSGR_KEEPALIVE2 != 0 {
-                chunks.push(Bytes::copy_from_slice(&encode_keepalive2(now(), false)));
+                control.extend_from_slice(&encode_keepalive2(now(), false));
             } else {
-                chunks.push(Bytes::copy_from_slice(&encode_keepalive()));
+                control.extend_from_slice(&encode_keepalive());
             }
         }
         for ts in self.keepalive2_acks.drain(..) {
-            chunks.push(Bytes::copy_from_slice(&encode_keepalive2(ts, true)));
+            control.extend_from_slice(&encode_keepalive2(ts, true));
+        }
+        if !control.is_empty() {
+            chunks.push(Bytes::from(control));
         }
         if !chunks.is_empty() {
             writer.do_send(Write(chunks));
@@ -767,7 +773,17 @@ impl Supervised for Pipe {
 
 impl Handler<SendMessage> for Pipe {
     type Result = ();
-    fn handle(&mut self, SendMessage(mut msg): SendMessage, ctx: &mut Context<Self>) {
+    fn handle(&mut self, SendMessage(msg): SendMessage, ctx: &mut Context<Self>) {
+        self.conn
+            .inner
+            .in_mailbox
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.queue_message(msg, ctx);
+    }
+}
+
+impl Pipe {
+    fn queue_message(&mut self, mut msg: Message, ctx: &mut Context<Self>) {
         if self.closing || matches!(self.state, State::Closed) {
             self.count(|c| &c.dropped, 1);
             return;
@@ -850,7 +866,17 @@ impl Handler<Incoming> for Pipe {
                         .iter()
                         .find(|d| d.ms_can_fast_dispatch(&m));
                     match fast {
-                        Some(d) => d.ms_fast_dispatch(&self.conn, m),
+                        Some(d) => {
+                            let conn = &self.conn;
+                            let mut sent = std::mem::take(&mut self.absorbed);
+                            crate::connection::absorbing_sends(conn.id(), &mut sent, || {
+                                d.ms_fast_dispatch(conn, m)
+                            });
+                            for msg in sent.drain(..) {
+                                self.queue_message(msg, ctx);
+                            }
+                            self.absorbed = sent;
+                        }
                         None => items.push(DispatchItem::message(m, guard)),
                     }
                 }
