@@ -135,20 +135,7 @@ impl ClientInner {
             map.0 = m.epoch;
             old
         };
-        let stale: Vec<EntityAddr> = old
-            .iter()
-            .filter(|o| {
-                !m.osds
-                    .iter()
-                    .any(|n| n.id == o.id && n.up && n.addr == o.addr)
-            })
-            .map(|o| o.addr.0)
-            .collect();
-        for c in self.messenger.connections().await {
-            if stale.iter().any(|a| a.same_legacy(&c.peer_addr())) {
-                c.mark_down();
-            }
-        }
+        super::mark_down_stale(&self.messenger, &old, &m.osds).await;
         self.resend_stranded().await;
     }
 

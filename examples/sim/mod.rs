@@ -81,3 +81,25 @@ pub fn sim_config(inject_socket_failures: u64) -> Config {
         .ms_max_backoff(Duration::from_millis(500))
         .ms_connection_ready_timeout(Duration::from_secs(3))
 }
+
+/// A new map: marks down `m`'s sessions to OSD addresses that went down or changed, as Ceph
+/// daemons do (a restarted OSD has a new address; its old sessions can never complete).
+pub async fn mark_down_stale(
+    m: &msgr_actors::Messenger,
+    old: &[proto::OsdInfo],
+    new: &[proto::OsdInfo],
+) {
+    let stale: Vec<msgr::EntityAddr> = old
+        .iter()
+        .filter(|o| !new.iter().any(|n| n.id == o.id && n.up && n.addr == o.addr))
+        .map(|o| o.addr.0)
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    for c in m.connections().await {
+        if stale.iter().any(|a| a.same_legacy(&c.peer_addr())) {
+            c.mark_down();
+        }
+    }
+}

@@ -140,20 +140,7 @@ impl OsdInner {
             old
         };
         if let Some(m) = self.public() {
-            let stale: Vec<EntityAddr> = old
-                .iter()
-                .filter(|o| {
-                    !new.osds
-                        .iter()
-                        .any(|n| n.id == o.id && n.up && n.addr == o.addr)
-                })
-                .map(|o| o.addr.0)
-                .collect();
-            for c in m.connections().await {
-                if stale.iter().any(|a| a.same_legacy(&c.peer_addr())) {
-                    c.mark_down();
-                }
-            }
+            super::mark_down_stale(&m, &old, &new.osds).await;
         }
         // A peer that came back (or moved) starts a fresh heartbeat grace.
         {
