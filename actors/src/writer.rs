@@ -80,8 +80,69 @@ impl PipeWriter {
         ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
     }
 
+    /// Writes what the socket takes right now, without waiting; the rest stays queued.
+    fn write_now(&mut self) -> Result<usize, PipeError> {
+        let Some(half) = self.half.as_ref() else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        while !self.queue.is_empty() {
+            if self.injector.socket_should_fail() {
+                return Err(PipeError::Injected);
+            }
+            let end = self.queue.len().min(MAX_IOV);
+            let res = {
+                let slices: Vec<IoSlice<'_>> =
+                    self.queue[..end].iter().map(|c| IoSlice::new(c)).collect();
+                half.try_write_vectored(&slices)
+            };
+            let mut n = match res {
+                Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            };
+            total += n;
+            let mut done = 0;
+            while n > 0 {
+                let c = &mut self.queue[done];
+                if n >= c.len() {
+                    n -= c.len();
+                    done += 1;
+                } else {
+                    c.advance(n);
+                    n = 0;
+                }
+            }
+            self.queue.drain(..done);
+        }
+        Ok(total)
+    }
+
     fn start_write(&mut self, ctx: &mut Context<Self>) {
         if self.writing || self.queue.is_empty() {
+            return;
+        }
+        // Most writes complete at once: no future, no wake-up. Only a full socket buffer
+        // falls back to the awaited write below.
+        match self.write_now() {
+            Ok(n) => {
+                Counters::add(&self.conn.inner.counters.bytes_out, n as u64);
+                Counters::add(&self.shared.counters.bytes_out, n as u64);
+            }
+            Err(e) => {
+                self.pipe.do_send(SocketFault {
+                    gen: self.gen,
+                    error: e,
+                });
+                ctx.stop();
+                return;
+            }
+        }
+        if self.queue.is_empty() {
+            if self.close_after {
+                self.shutdown_and_stop(ctx);
+            }
             return;
         }
         let Some(mut half) = self.half.take() else {

@@ -912,7 +912,7 @@ impl Handler<Incoming> for Pipe {
         if closed {
             return self.fault(PipeError::PeerClosed, ctx);
         }
-        if need_flush || (accepted > 0 && !self.session.is_lossy()) {
+        if need_flush || self.session.has_pending() || (accepted > 0 && !self.session.is_lossy()) {
             self.schedule_flush(ctx);
         }
     }
