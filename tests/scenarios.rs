@@ -592,3 +592,38 @@ async fn an_actix_actor_can_be_the_dispatcher() {
     cli.shutdown().await;
     srv.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn keepalive2_is_answered_and_counted_and_counters_read_as_json() {
+    let srv = server(
+        osd(0),
+        Policy::stateful_server(0),
+        Recorder::echoing(),
+        test_config(),
+    )
+    .await;
+    let cli_rec = Recorder::default();
+    let cli = client(
+        client_name(1),
+        Policy::lossless_client(0),
+        cli_rec.clone(),
+        test_config(),
+    );
+    let conn = cli
+        .get_connection(srv.my_addr(), EntityType::OSD)
+        .await
+        .unwrap();
+    conn.send_message(numbered(1)).unwrap();
+    wait_for(10, "echo", || cli_rec.total() == 1).await;
+    assert!(conn.features() & msgr::features::MSGR_KEEPALIVE2 != 0);
+    conn.send_keepalive();
+    // The server answers KEEPALIVE2 with KEEPALIVE2_ACK, which the client counts.
+    wait_for(10, "keepalive ack", || conn.counters().keepalives_in >= 1).await;
+    assert!(conn.counters().keepalives_out >= 1);
+    assert!(srv.counters().keepalives_in >= 1 && srv.counters().keepalives_out >= 1);
+    let json: serde_json::Value = serde_json::from_str(&conn.counters().to_json()).unwrap();
+    assert_eq!(json["msgs_out"], 1);
+    assert_eq!(json["msgs_in"], 1);
+    cli.shutdown().await;
+    srv.shutdown().await;
+}

@@ -51,7 +51,7 @@ counters! {
         acks_out,
         /// ACK frames received.
         acks_in,
-        /// KEEPALIVE / KEEPALIVE2 frames sent.
+        /// KEEPALIVE / KEEPALIVE2 / KEEPALIVE2_ACK frames sent.
         keepalives_out,
         /// KEEPALIVE / KEEPALIVE2 / KEEPALIVE2_ACK frames received.
         keepalives_in,

@@ -574,6 +574,7 @@ impl Pipe {
             }
         }
         for ts in self.keepalive2_acks.drain(..) {
+            keepalives += 1;
             control.extend_from_slice(&encode_keepalive2(ts, true));
         }
         if !control.is_empty() {
