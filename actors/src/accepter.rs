@@ -89,7 +89,6 @@ async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
     let open = Arc::new(AtomicUsize::new(0));
     let max = shared.config.ms_max_connections;
     let mut failures = 0;
-    let mut next = 0usize;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -104,8 +103,7 @@ async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
                 if let Err(e) = net::tune(&stream, &shared.config) {
                     tracing::debug!(%peer, error = %e, "cannot set socket options");
                 }
-                let shard = next % shared.shards.len();
-                next = next.wrapping_add(1);
+                let shard = shared.pick_shard();
                 let std_stream = match net::detach(stream) {
                     Ok(s) => s,
                     Err(e) => {

@@ -31,7 +31,10 @@ pub struct MessengerBuilder {
     dispatchers: Vec<Arc<dyn Dispatcher>>,
     authorizer: Option<Authorizer>,
     nonce: Option<u32>,
-    shared_shards: Option<Vec<actix_rt::ArbiterHandle>>,
+    shared_shards: Option<(
+        Vec<actix_rt::ArbiterHandle>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    )>,
 }
 
 impl MessengerBuilder {
@@ -39,7 +42,7 @@ impl MessengerBuilder {
     /// own (many messengers in one process, as simulators and load generators use, then cost
     /// no extra threads). `other` owns the threads: shut it down last.
     pub fn share_threads_with(mut self, other: &Messenger) -> Self {
-        self.shared_shards = Some(other.shared.shards.clone());
+        self.shared_shards = Some(other.shared.shard_set());
         self
     }
 
@@ -83,8 +86,8 @@ impl MessengerBuilder {
     /// registry and dispatch queues. Must be called inside a running actix `System`.
     pub fn build(self) -> Result<Messenger, MessengerError> {
         self.config.validate()?;
-        let (arbiters, handles) = match self.shared_shards {
-            Some(handles) => (Vec::new(), handles),
+        let (arbiters, (handles, next_shard)) = match self.shared_shards {
+            Some(set) => (Vec::new(), set),
             None => {
                 let threads = match self.config.ms_threads {
                     0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -92,7 +95,7 @@ impl MessengerBuilder {
                 };
                 let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
                 let handles = arbiters.iter().map(Arbiter::handle).collect();
-                (arbiters, handles)
+                (arbiters, (handles, Arc::default()))
             }
         };
         let nonce = self.nonce.unwrap_or_else(|| rand::random::<u32>() | 1);
@@ -105,6 +108,7 @@ impl MessengerBuilder {
             self.authorizer,
             nonce,
             handles,
+            next_shard,
         ));
         let queues = shared
             .shards

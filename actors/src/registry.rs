@@ -57,7 +57,6 @@ pub struct Registry {
     shared: Arc<Shared>,
     by_addr: HashMap<EntityAddr, (Addr<Pipe>, Connection)>,
     anonymous: HashMap<u64, (Addr<Pipe>, Connection)>,
-    next_shard: usize,
     shutting_down: bool,
 }
 
@@ -67,15 +66,12 @@ impl Registry {
             shared,
             by_addr: HashMap::new(),
             anonymous: HashMap::new(),
-            next_shard: 0,
             shutting_down: false,
         }
     }
 
     fn pick_shard(&mut self) -> usize {
-        let s = self.next_shard % self.shared.shards.len();
-        self.next_shard = self.next_shard.wrapping_add(1);
-        s
+        self.shared.pick_shard()
     }
 }
 

@@ -3,7 +3,7 @@
 //! Everything here is either immutable after start or an atomic; no locks on the hot path.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use actix::Addr;
@@ -33,6 +33,9 @@ pub(crate) struct Shared {
     /// Our address; its IP may be learned from the first peer (written rarely).
     my_addr: RwLock<EntityAddr>,
     pub(crate) shards: Vec<ArbiterHandle>,
+    /// Round-robin cursor over `shards`, shared by every messenger on these threads, so that
+    /// their connections (outgoing and accepted alike) spread evenly over the threads.
+    next_shard: Arc<AtomicUsize>,
     pub(crate) dispatch_queues: OnceLock<Vec<Addr<DispatchQueue>>>,
     pub(crate) registry: OnceLock<Addr<Registry>>,
 }
@@ -48,6 +51,7 @@ impl Shared {
         authorizer: Option<Authorizer>,
         nonce: u32,
         shards: Vec<ArbiterHandle>,
+        next_shard: Arc<AtomicUsize>,
     ) -> Self {
         Shared {
             name,
@@ -63,6 +67,7 @@ impl Shared {
             global_seq: AtomicU32::new(0),
             my_addr: RwLock::new(EntityAddr::blank(nonce)),
             shards,
+            next_shard,
             dispatch_queues: OnceLock::new(),
             registry: OnceLock::new(),
         }
@@ -116,6 +121,16 @@ impl Shared {
                 tracing::info!(addr = %*a, "learned our address from a peer");
             }
         }
+    }
+
+    /// The shard for a new connection (round-robin across all messengers on these threads).
+    pub(crate) fn pick_shard(&self) -> usize {
+        self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len()
+    }
+
+    /// The shard threads and their round-robin cursor, for a messenger that shares them.
+    pub(crate) fn shard_set(&self) -> (Vec<ArbiterHandle>, Arc<AtomicUsize>) {
+        (self.shards.clone(), self.next_shard.clone())
     }
 
     pub(crate) fn registry(&self) -> &Addr<Registry> {

@@ -20,6 +20,8 @@ pub struct Outcome {
     pub rss_kib: u64,
     pub threads: u64,
     pub replayed: u64,
+    /// CPU used during the measured phase, in % of one core.
+    pub cpu_pct: f64,
 }
 
 impl Outcome {
@@ -130,4 +132,13 @@ impl PeakSampler {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.handle.take().unwrap().join().unwrap()
     }
+}
+
+/// CPU seconds (user + system) this process has used so far.
+pub fn cpu_secs() -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
 }

@@ -101,7 +101,7 @@ fn child(system: &str, name: &str, quick: bool) {
             "system": system, "scenario": name, "size": load.size, "conns": load.conns, "msgs": o.msgs, "secs": o.secs,
             "msgs_per_sec": o.msgs_per_sec(), "gb_per_sec": o.gb_per_sec(load.size),
             "p50_us": o.lat.value_at_quantile(0.5), "p99_us": o.lat.value_at_quantile(0.99), "max_us": o.lat.max(),
-            "rss_kib": o.rss_kib, "threads": o.threads, "replayed": o.replayed,
+            "rss_kib": o.rss_kib, "threads": o.threads, "replayed": o.replayed, "cpu_pct": o.cpu_pct,
         })
     );
 }

@@ -126,6 +126,7 @@ pub fn run(load: Load, inject: u64) -> Outcome {
         }
         let total = per_conn * load.conns as u64;
         let start = Instant::now();
+        let cpu0 = cpu_secs();
         // The first window of every connection; replies keep each window full from then on.
         for (c, conn) in conns.iter().enumerate() {
             for _ in 0..load.depth {
@@ -145,6 +146,7 @@ pub fn run(load: Load, inject: u64) -> Outcome {
             let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
         }
         let secs = start.elapsed().as_secs_f64();
+        let cpu_pct = (cpu_secs() - cpu0) / secs * 100.0;
         let rss_kib = rss_kib();
         let threads = threads();
         let mut replayed = server.counters().replayed;
@@ -157,6 +159,7 @@ pub fn run(load: Load, inject: u64) -> Outcome {
         server.shutdown().await;
         let lat = client.lat.lock().unwrap().clone();
         Outcome {
+            cpu_pct,
             msgs: total,
             secs,
             lat,

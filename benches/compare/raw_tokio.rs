@@ -62,6 +62,7 @@ pub fn run(load: Load) -> Outcome {
     rt.block_on(async move {
         let addr = server().await;
         let start = Instant::now();
+        let cpu0 = cpu_secs();
         let lat = Arc::new(Mutex::new(histogram()));
         let done = Arc::new(AtomicU64::new(0));
         let per_conn = load.count / load.conns as u64;
@@ -125,8 +126,10 @@ pub fn run(load: Load) -> Outcome {
             t.await.unwrap();
         }
         let secs = start.elapsed().as_secs_f64();
+        let cpu_pct = (cpu_secs() - cpu0) / secs * 100.0;
         let lat = lat.lock().unwrap().clone();
         Outcome {
+            cpu_pct,
             msgs: done.load(Ordering::Relaxed),
             secs,
             lat,

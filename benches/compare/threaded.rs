@@ -132,12 +132,15 @@ pub fn run(load: Load) -> Outcome {
     }
     go.wait();
     let began = Instant::now();
+    let cpu0 = cpu_secs();
     for j in joins {
         j.join().unwrap();
     }
     let secs = began.elapsed().as_secs_f64();
+    let cpu_pct = (cpu_secs() - cpu0) / secs * 100.0;
     let lat = lat.lock().unwrap().clone();
     Outcome {
+        cpu_pct,
         msgs: done.load(Ordering::Relaxed),
         secs,
         lat,
