@@ -11,25 +11,13 @@ use msgr_actors::{ConnEvent, Connection, Dispatcher, KillTarget, Messenger, Send
 
 #[actix_rt::test]
 async fn simple_mark_down_closes_and_later_sends_fail() {
-    let srv_rec = Recorder::echoing();
-    let srv = server(
-        osd(0),
-        Policy::stateful_server(0),
-        srv_rec.clone(),
-        test_config(),
-    )
-    .await;
-    let cli_rec = Recorder::default();
-    let cli = client(
-        client_name(1),
-        Policy::lossless_client(0),
-        cli_rec.clone(),
-        test_config(),
-    );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let LosslessPair {
+        srv,
+        srv_rec: _,
+        cli,
+        cli_rec,
+        conn,
+    } = lossless_pair().await;
     conn.send_message(numbered(1)).unwrap();
     wait_for(10, "echo", || cli_rec.total() == 1).await;
     conn.mark_down();
@@ -224,25 +212,13 @@ async fn timeout_test_idle_connection_is_closed() {
 
 #[actix_rt::test]
 async fn stateful_test_server_keeps_state_across_client_faults_and_resets_after_mark_down() {
-    let srv_rec = Recorder::echoing();
-    let srv = server(
-        osd(0),
-        Policy::stateful_server(0),
-        srv_rec.clone(),
-        test_config(),
-    )
-    .await;
-    let cli_rec = Recorder::default();
-    let cli = client(
-        client_name(1),
-        Policy::lossless_client(0),
-        cli_rec.clone(),
-        test_config(),
-    );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let LosslessPair {
+        srv,
+        srv_rec,
+        cli,
+        cli_rec,
+        conn,
+    } = lossless_pair().await;
     for round in 0..4u64 {
         for i in 0..50 {
             conn.send_message(numbered(round * 50 + i)).unwrap();
@@ -450,25 +426,13 @@ async fn connection_race_test_both_dial_at_once_one_session_nothing_lost() {
 
 #[actix_rt::test]
 async fn reconnect_test_lossless_client_survives_every_actor_fault() {
-    let srv_rec = Recorder::echoing();
-    let srv = server(
-        osd(0),
-        Policy::stateful_server(0),
-        srv_rec.clone(),
-        test_config(),
-    )
-    .await;
-    let cli_rec = Recorder::default();
-    let cli = client(
-        client_name(1),
-        Policy::lossless_client(0),
-        cli_rec.clone(),
-        test_config(),
-    );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let LosslessPair {
+        srv,
+        srv_rec,
+        cli,
+        cli_rec,
+        conn,
+    } = lossless_pair().await;
     let targets = [KillTarget::Reader, KillTarget::Writer, KillTarget::Pipe];
     for i in 0..600u64 {
         conn.send_message(numbered(i)).unwrap();

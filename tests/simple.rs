@@ -3,31 +3,18 @@
 mod common;
 
 use common::*;
-use msgr::{EntityType, Policy};
 use msgr_actors::ConnEvent;
 
 #[actix_rt::test]
 async fn round_trip_lossless_client_to_stateful_server() {
     init_tracing();
-    let srv_rec = Recorder::echoing();
-    let srv = server(
-        osd(0),
-        Policy::stateful_server(0),
-        srv_rec.clone(),
-        test_config(),
-    )
-    .await;
-    let cli_rec = Recorder::default();
-    let cli = client(
-        client_name(1),
-        Policy::lossless_client(0),
-        cli_rec.clone(),
-        test_config(),
-    );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let LosslessPair {
+        srv,
+        srv_rec,
+        cli,
+        cli_rec,
+        conn,
+    } = lossless_pair().await;
     for i in 0..1000 {
         conn.send_message(numbered(i)).unwrap();
     }

@@ -190,3 +190,42 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// The setup most tests start from: an echoing `stateful_server` OSD and a `lossless_client`
+/// with its connection to it.
+pub struct LosslessPair {
+    pub srv: Messenger,
+    pub srv_rec: Recorder,
+    pub cli: Messenger,
+    pub cli_rec: Recorder,
+    pub conn: msgr_actors::Connection,
+}
+
+pub async fn lossless_pair() -> LosslessPair {
+    let srv_rec = Recorder::echoing();
+    let srv = server(
+        osd(0),
+        Policy::stateful_server(0),
+        srv_rec.clone(),
+        test_config(),
+    )
+    .await;
+    let cli_rec = Recorder::default();
+    let cli = client(
+        client_name(1),
+        Policy::lossless_client(0),
+        cli_rec.clone(),
+        test_config(),
+    );
+    let conn = cli
+        .get_connection(srv.my_addr(), EntityType::OSD)
+        .await
+        .expect("connection");
+    LosslessPair {
+        srv,
+        srv_rec,
+        cli,
+        cli_rec,
+        conn,
+    }
+}
