@@ -148,9 +148,7 @@ impl Connection {
     /// Sends a KEEPALIVE2 (or KEEPALIVE to peers without it) soon.
     pub fn send_keepalive(&self) {
         if let Some(p) = self.pipe() {
-            {
-                p.do_send(SendKeepalive);
-            }
+            p.do_send(SendKeepalive);
         }
     }
 
@@ -160,9 +158,7 @@ impl Connection {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.connected.store(false, Ordering::Release);
         if let Some(p) = self.pipe() {
-            {
-                p.do_send(MarkDown { graceful: false });
-            }
+            p.do_send(MarkDown { graceful: false });
         }
     }
 

@@ -189,15 +189,19 @@ impl DispatchQueue {
         match item {
             DispatchItem::Message(msg, _guard) => {
                 let (ty, seq) = (msg.msg_type, msg.seq);
-                let mut msg = Some(msg);
-                for d in ds {
-                    // Each dispatcher gets its own copy only if an earlier one declined.
-                    let m = msg.take().expect("message present until handled");
-                    let keep = m.clone();
-                    if d.ms_dispatch(conn, m) {
+                let Some((last, first)) = ds.split_last() else {
+                    tracing::debug!(msg_type = ty, seq, peer = %conn.peer_name(), "unhandled message (no dispatcher)");
+                    return;
+                };
+                // Every dispatcher but the last gets a copy (sections are shared, not copied),
+                // so the message is still there if it declines; the last one takes it.
+                for d in first {
+                    if d.ms_dispatch(conn, msg.clone()) {
                         return;
                     }
-                    msg = Some(keep);
+                }
+                if last.ms_dispatch(conn, msg) {
+                    return;
                 }
                 tracing::debug!(msg_type = ty, seq, peer = %conn.peer_name(), "unhandled message");
             }

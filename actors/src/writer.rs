@@ -96,24 +96,14 @@ impl PipeWriter {
                     self.queue[..end].iter().map(|c| IoSlice::new(c)).collect();
                 half.try_write_vectored(&slices)
             };
-            let mut n = match res {
+            let n = match res {
                 Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e.into()),
             };
             total += n;
-            let mut done = 0;
-            while n > 0 {
-                let c = &mut self.queue[done];
-                if n >= c.len() {
-                    n -= c.len();
-                    done += 1;
-                } else {
-                    c.advance(n);
-                    n = 0;
-                }
-            }
+            let done = consume(&mut self.queue, n);
             self.queue.drain(..done);
         }
         Ok(total)
@@ -232,7 +222,7 @@ async fn write_all_vectored(
             return Err(PipeError::Injected);
         }
         let end = (first + MAX_IOV).min(chunks.len());
-        let mut n = {
+        let n = {
             let slices: Vec<IoSlice<'_>> =
                 chunks[first..end].iter().map(|c| IoSlice::new(c)).collect();
             half.write_vectored(&slices).await?
@@ -241,16 +231,24 @@ async fn write_all_vectored(
             return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
         }
         total += n;
-        while n > 0 {
-            let c = &mut chunks[first];
-            if n >= c.len() {
-                n -= c.len();
-                first += 1;
-            } else {
-                c.advance(n);
-                n = 0;
-            }
-        }
+        first += consume(&mut chunks[first..], n);
     }
     Ok(total)
+}
+
+/// Marks `n` written bytes off the front of `chunks`: advances a partly written chunk and
+/// returns how many chunks were written whole.
+fn consume(chunks: &mut [Bytes], mut n: usize) -> usize {
+    let mut done = 0;
+    while n > 0 {
+        let c = &mut chunks[done];
+        if n >= c.len() {
+            n -= c.len();
+            done += 1;
+        } else {
+            c.advance(n);
+            n = 0;
+        }
+    }
+    done
 }
