@@ -176,17 +176,15 @@ impl Dispatcher for ClientDispatch {
         let me = self.0.clone();
         match msg.msg_type {
             OsdMap::TYPE => {
-                let Ok(m) = msg.decode_payload::<OsdMap>() else {
+                let Some(m) = me.loss.receive::<OsdMap>(conn, &msg) else {
                     return true;
                 };
-                me.loss.observe(conn, m.env);
                 tokio::spawn(async move { me.on_map(m).await });
             }
             OsdOpReply::TYPE => {
-                let Ok(r) = msg.decode_payload::<OsdOpReply>() else {
+                let Some(r) = me.loss.receive::<OsdOpReply>(conn, &msg) else {
                     return true;
                 };
-                me.loss.observe(conn, r.env);
                 let Some(op) = me.ops.lock().unwrap().remove(&r.tid) else {
                     return true;
                 };

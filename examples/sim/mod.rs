@@ -64,6 +64,17 @@ impl LossTracker {
         }
     }
 
+    /// Decodes a sim message received on `conn` and accounts its envelope; None if undecodable.
+    pub fn receive<P: proto::Enveloped>(
+        &self,
+        conn: &Connection,
+        msg: &msgr::Message,
+    ) -> Option<P> {
+        let p = msg.decode_payload::<P>().ok()?;
+        self.observe(conn, p.envelope());
+        Some(p)
+    }
+
     /// The session on `conn` was reset: what was queued on either side is legitimately gone.
     pub fn reset(&self, conn: &Connection) {
         self.next

@@ -106,10 +106,9 @@ impl Dispatcher for MonDispatch {
         let mut st = m.state.lock().unwrap();
         match msg.msg_type {
             t if t == <OsdBoot as msgr::Payload>::TYPE => {
-                let Ok(b) = msg.decode_payload::<OsdBoot>() else {
+                let Some(b) = m.loss.receive::<OsdBoot>(conn, &msg) else {
                     return true;
                 };
-                m.loss.observe(conn, b.env);
                 let info = OsdInfo {
                     id: b.osd,
                     up: true,
@@ -130,19 +129,17 @@ impl Dispatcher for MonDispatch {
                 m.publish(&mut st);
             }
             t if t == <OsdBeacon as msgr::Payload>::TYPE => {
-                let Ok(b) = msg.decode_payload::<OsdBeacon>() else {
+                let Some(b) = m.loss.receive::<OsdBeacon>(conn, &msg) else {
                     return true;
                 };
-                m.loss.observe(conn, b.env);
                 if let Some(o) = st.osds.get_mut(&b.osd) {
                     o.last_beacon = Instant::now();
                 }
             }
             t if t == <OsdFailure as msgr::Payload>::TYPE => {
-                let Ok(f) = msg.decode_payload::<OsdFailure>() else {
+                let Some(f) = m.loss.receive::<OsdFailure>(conn, &msg) else {
                     return true;
                 };
-                m.loss.observe(conn, f.env);
                 let up = st.osds.values().filter(|o| o.info.up).count();
                 let reporters = st.reports.entry(f.target).or_default();
                 reporters.insert(f.reporter);
@@ -152,10 +149,9 @@ impl Dispatcher for MonDispatch {
                 }
             }
             t if t == <Subscribe as msgr::Payload>::TYPE => {
-                let Ok(s) = msg.decode_payload::<Subscribe>() else {
+                let Some(_subscribe) = m.loss.receive::<Subscribe>(conn, &msg) else {
                     return true;
                 };
-                m.loss.observe(conn, s.env);
                 st.subscribers.insert(conn.id(), conn.clone());
                 let osds = MonInner::map(&st);
                 let epoch = st.epoch;

@@ -230,17 +230,15 @@ impl Dispatcher for Public {
         let me = self.0.clone();
         match msg.msg_type {
             OsdMap::TYPE => {
-                let Ok(m) = msg.decode_payload::<OsdMap>() else {
+                let Some(m) = me.loss.receive::<OsdMap>(conn, &msg) else {
                     return true;
                 };
-                me.loss.observe(conn, m.env);
                 tokio::spawn(async move { me.on_map(m).await });
             }
             OsdOp::TYPE => {
-                let Ok(op) = msg.decode_payload::<OsdOp>() else {
+                let Some(op) = me.loss.receive::<OsdOp>(conn, &msg) else {
                     return true;
                 };
-                me.loss.observe(conn, op.env);
                 if !op.write {
                     let data = me.store.lock().unwrap().get(&op.oid).map(|e| e.2.clone());
                     let ok = data.is_some();
@@ -270,10 +268,9 @@ impl Dispatcher for Public {
                 tokio::spawn(async move { me.replicate(key, replicas).await });
             }
             RepOp::TYPE => {
-                let Ok(r) = msg.decode_payload::<RepOp>() else {
+                let Some(r) = me.loss.receive::<RepOp>(conn, &msg) else {
                     return true;
                 };
-                me.loss.observe(conn, r.env);
                 me.apply(&r.oid, r.client, r.tid, r.data);
                 me.stamper.send(conn, |env| RepOpReply {
                     env,
@@ -283,10 +280,9 @@ impl Dispatcher for Public {
                 });
             }
             RepOpReply::TYPE => {
-                let Ok(r) = msg.decode_payload::<RepOpReply>() else {
+                let Some(r) = me.loss.receive::<RepOpReply>(conn, &msg) else {
                     return true;
                 };
-                me.loss.observe(conn, r.env);
                 let key = (r.client, r.tid);
                 if let Some(w) = me.pending.lock().unwrap().get_mut(&key) {
                     w.waiting.remove(&r.osd);

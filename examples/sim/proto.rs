@@ -33,6 +33,12 @@ macro_rules! sim_message {
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name { pub env: Envelope, $(pub $field: $fty),* }
 
+        impl Enveloped for $name {
+            fn envelope(&self) -> Envelope {
+                self.env
+            }
+        }
+
         impl Payload for $name {
             const TYPE: u16 = $ty;
             const VERSION: u16 = 1;
@@ -52,6 +58,11 @@ macro_rules! sim_message {
             }
         }
     };
+}
+
+/// A sim message: it carries an envelope.
+pub trait Enveloped: Payload {
+    fn envelope(&self) -> Envelope;
 }
 
 /// A field type of a sim message (denc types, plus addresses in their legacy form).
