@@ -117,9 +117,26 @@ impl Policy {
         if self.lossy {
             return FaultAction::MarkDown;
         }
-        if !f.was_open && f.accepted && !f.has_queued {
-            return FaultAction::Close;
+        // An idle lossless session with nothing to say just waits for the next send.
+        if f.idle && !f.has_queued {
+            return FaultAction::Standby;
         }
+        if !f.was_open && f.accepted && !f.has_queued {
+            // A half-done accept on a session that exists keeps the session.
+            return if f.session_established {
+                FaultAction::Standby
+            } else {
+                FaultAction::Close
+            };
+        }
+        match self.on_fault_lossless(f) {
+            // Without the peer's listening address there is nobody to dial: wait for it.
+            FaultAction::Reconnect(_) if f.peer_undialable => FaultAction::Standby,
+            action => action,
+        }
+    }
+
+    fn on_fault_lossless(&self, f: FaultContext) -> FaultAction {
         if f.was_open && self.server {
             return FaultAction::Standby;
         }
@@ -152,6 +169,12 @@ pub struct FaultContext {
     pub has_queued: bool,
     /// We were told to WAIT (lost a connection race).
     pub in_wait: bool,
+    /// The fault was the idle timeout (nothing received for `ms_connection_idle_timeout`).
+    pub idle: bool,
+    /// Some handshake of this session completed (it is more than this one socket).
+    pub session_established: bool,
+    /// We do not know the peer's listening address (it connected to us from an unbound socket).
+    pub peer_undialable: bool,
 }
 
 /// The policy's verdict on a fault.
@@ -315,6 +338,39 @@ mod tests {
         assert_eq!(
             Policy::stateful_server(0).on_fault(accepted),
             FaultAction::Close
+        );
+        let half_done_accept_of_a_live_session = FaultContext {
+            accepted: true,
+            session_established: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            Policy::stateful_server(0).on_fault(half_done_accept_of_a_live_session),
+            FaultAction::Standby
+        );
+        let idle_timeout = FaultContext {
+            was_open: true,
+            idle: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            Policy::lossless_client(0).on_fault(idle_timeout),
+            FaultAction::Standby
+        );
+        assert_eq!(
+            Policy::lossy_client(0).on_fault(idle_timeout),
+            FaultAction::MarkDown
+        );
+        let undialable = FaultContext {
+            was_open: true,
+            has_queued: true,
+            accepted: true,
+            peer_undialable: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            Policy::lossless_peer(0).on_fault(undialable),
+            FaultAction::Standby
         );
     }
 }

@@ -191,7 +191,7 @@ impl Side {
             was_open,
             accepted,
             has_queued: self.session.has_outstanding(),
-            in_wait: false,
+            ..Default::default()
         });
         match action {
             FaultAction::MarkDown => {

@@ -631,23 +631,15 @@ impl Pipe {
             self.event(ConnEvent::Refused);
         }
         let has_queued = self.session.has_outstanding();
-        let mut action = self.policy.on_fault(FaultContext {
+        let action = self.policy.on_fault(FaultContext {
             was_open: self.socket_was_open,
             accepted: self.socket_accepted,
             has_queued,
             in_wait: matches!(error, PipeError::Wait),
+            idle: matches!(error, PipeError::Idle),
+            session_established: self.established,
+            peer_undialable: !self.dialable,
         });
-        // An idle lossless session with nothing to say just waits for the next send.
-        if matches!(error, PipeError::Idle) && !self.policy.lossy && !has_queued {
-            action = FaultAction::Standby;
-        }
-        // A half-done accept on a session that exists keeps the session.
-        if action == FaultAction::Close && self.established {
-            action = FaultAction::Standby;
-        }
-        if matches!(action, FaultAction::Reconnect(_)) && !self.dialable {
-            action = FaultAction::Standby;
-        }
         self.socket_was_open = false;
         self.socket_accepted = false;
         match action {
