@@ -64,9 +64,8 @@ impl Message {
 
     /// Builds a message from a typed payload; version and compat come from the payload type.
     pub fn from_payload<P: Payload>(payload: &P) -> Self {
-        let mut front = Vec::new();
-        payload.encode_payload(&mut front);
-        let mut msg = Message::new(P::TYPE, Bytes::from(front));
+        let front = encode_front(|out| payload.encode_payload(out));
+        let mut msg = Message::new(P::TYPE, front);
         msg.version = P::VERSION;
         msg.compat_version = P::COMPAT_VERSION;
         msg.data = payload.data_section();
@@ -95,6 +94,36 @@ impl Message {
     pub fn payload_len(&self) -> u64 {
         (self.front.len() + self.middle.len() + self.data.len()) as u64
     }
+}
+
+/// Largest front-encoding buffer kept per thread between messages.
+const MAX_SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    static FRONT_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Encodes a front section into a reused per-thread buffer, then copies it out at its exact
+/// size: one allocation per message instead of a growing Vec's several, and a `Bytes` that
+/// needs no shared header (`Bytes::from(Vec)` allocates one when capacity exceeds length).
+fn encode_front(encode: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    FRONT_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.clear();
+            encode(&mut scratch);
+            let front = Bytes::copy_from_slice(&scratch);
+            if scratch.capacity() > MAX_SCRATCH {
+                *scratch = Vec::new();
+            }
+            front
+        }
+        // A payload that builds another message while encoding: no sharing, fresh buffer.
+        Err(_) => {
+            let mut front = Vec::new();
+            encode(&mut front);
+            Bytes::from(front)
+        }
+    })
 }
 
 /// A typed message payload: its Ceph type number, versions, and how its sections are encoded.

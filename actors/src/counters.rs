@@ -77,7 +77,7 @@ counters! {
         faults_timeout,
         /// Faults injected on purpose (socket failures, killed actors).
         faults_injected,
-        /// Times the reader waited for the dispatch throttle.
+        /// Times a reader found a receive throttle exhausted and waited for it.
         throttle_waits,
         /// Connections accepted.
         accepts,

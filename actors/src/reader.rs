@@ -145,14 +145,17 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
             if guard.is_none() {
                 if let Some(h) = s.decoder.pending_header() {
                     let bytes = h.front_len as u64 + h.middle_len as u64 + h.data_len as u64;
-                    // Hand over what we have first: the dispatcher may be waiting for it to
-                    // release the very throttle we are about to wait on.
-                    flush(&mut batch, pipe, gen);
-                    let (g, waited) = s.throttles.acquire(bytes).await;
-                    if waited {
-                        Counters::add(&s.conn.inner.counters.throttle_waits, 1);
-                        Counters::add(&s.shared.counters.throttle_waits, 1);
-                    }
+                    let g = match s.throttles.try_acquire(bytes) {
+                        Some(g) => g,
+                        None => {
+                            // Hand over what we have before waiting: the dispatcher may need
+                            // it to release the very throttle we are about to wait on.
+                            flush(&mut batch, pipe, gen);
+                            Counters::add(&s.conn.inner.counters.throttle_waits, 1);
+                            Counters::add(&s.shared.counters.throttle_waits, 1);
+                            s.throttles.acquire(bytes).await
+                        }
+                    };
                     guard = Some(g);
                     s.decoder.admit_body();
                 }

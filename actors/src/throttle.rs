@@ -36,13 +36,27 @@ impl Throttle {
         self.capacity
     }
 
-    /// Takes `units` (at most the whole budget, so one huge message can still pass alone),
-    /// waiting while they are not free. Returns the permit and whether it had to wait.
+    /// Permits asked of the semaphore for `units`: at most the whole budget, so one huge
+    /// message can still pass alone.
+    fn permits(&self, units: u64) -> u32 {
+        units.min(self.capacity).min(u32::MAX as u64) as u32
+    }
+
+    /// Takes `units` if they are free right now.
+    pub fn try_acquire(&self, units: u64) -> Option<OwnedSemaphorePermit> {
+        self.sem
+            .clone()
+            .try_acquire_many_owned(self.permits(units))
+            .ok()
+    }
+
+    /// Takes `units`, waiting while they are not free. Returns the permit and whether it had
+    /// to wait.
     pub async fn acquire(&self, units: u64) -> (OwnedSemaphorePermit, bool) {
-        let n = units.min(self.capacity).min(u32::MAX as u64) as u32;
-        if let Ok(p) = self.sem.clone().try_acquire_many_owned(n) {
+        if let Some(p) = self.try_acquire(units) {
             return (p, false);
         }
+        let n = self.permits(units);
         let p = self
             .sem
             .clone()
@@ -73,23 +87,31 @@ pub struct ReceiveThrottles {
 }
 
 impl ReceiveThrottles {
-    /// Takes every throttle for a message of `bytes`, in Ceph's order (policy, then dispatch).
-    /// Returns the guard and whether any of them made us wait.
-    pub async fn acquire(&self, bytes: u64) -> (ThrottleGuard, bool) {
-        let mut waited = false;
+    /// Takes every throttle for a message of `bytes` if all are free right now; otherwise
+    /// takes none (what was taken is released) and returns `None`.
+    pub fn try_acquire(&self, bytes: u64) -> Option<ThrottleGuard> {
         let mut guard = ThrottleGuard::default();
         if let Some(t) = &self.policy_msgs {
-            let (p, w) = t.acquire(1).await;
-            guard._policy_msgs = Some(p);
-            waited |= w;
+            guard._policy_msgs = Some(t.try_acquire(1)?);
         }
         if let Some(t) = &self.policy_bytes {
-            let (p, w) = t.acquire(bytes).await;
-            guard._policy_bytes = Some(p);
-            waited |= w;
+            guard._policy_bytes = Some(t.try_acquire(bytes)?);
         }
-        let (p, w) = self.dispatch_bytes.acquire(bytes).await;
-        guard._dispatch = Some(p);
-        (guard, waited | w)
+        guard._dispatch = Some(self.dispatch_bytes.try_acquire(bytes)?);
+        Some(guard)
+    }
+
+    /// Takes every throttle for a message of `bytes`, in Ceph's order (policy, then dispatch),
+    /// waiting while any is exhausted.
+    pub async fn acquire(&self, bytes: u64) -> ThrottleGuard {
+        let mut guard = ThrottleGuard::default();
+        if let Some(t) = &self.policy_msgs {
+            guard._policy_msgs = Some(t.acquire(1).await.0);
+        }
+        if let Some(t) = &self.policy_bytes {
+            guard._policy_bytes = Some(t.acquire(bytes).await.0);
+        }
+        guard._dispatch = Some(self.dispatch_bytes.acquire(bytes).await.0);
+        guard
     }
 }

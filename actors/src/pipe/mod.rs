@@ -906,7 +906,9 @@ impl Handler<Incoming> for Pipe {
             return self.fault(PipeError::PeerClosed, ctx);
         }
         if need_flush || self.session.has_pending() || (accepted > 0 && !self.session.is_lossy()) {
-            self.schedule_flush(ctx);
+            // One read's replies and its ACK go out together, now: the batch is already as
+            // large as it will get (a scheduled Flush would only add an actor hop).
+            self.flush(ctx);
         }
     }
 }
