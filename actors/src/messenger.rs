@@ -93,7 +93,8 @@ impl MessengerBuilder {
                     0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                     n => n,
                 };
-                let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
+                let events = self.config.ms_io_events_per_tick;
+                let arbiters: Vec<Arbiter> = (0..threads).map(|_| shard_arbiter(events)).collect();
                 let handles = arbiters.iter().map(Arbiter::handle).collect();
                 (arbiters, (handles, Arc::default()))
             }
@@ -371,4 +372,16 @@ impl Messenger {
         }
         notified.await;
     }
+}
+
+/// One shard thread: a current-thread tokio runtime that takes at most `io_events` readiness
+/// events per poll of the OS.
+fn shard_arbiter(io_events: usize) -> Arbiter {
+    Arbiter::with_tokio_rt(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_io_events_per_tick(io_events)
+            .build()
+            .expect("a shard thread's tokio runtime")
+    })
 }

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use actix::prelude::*;
 use bytes::BytesMut;
 use msgr::wire::{Frame, FrameDecoder};
@@ -139,6 +141,7 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
     let mut chunk = s.cfg.prefetch;
     let mut guard: Option<ThrottleGuard> = None;
     let mut batch: Vec<InFrame> = Vec::new();
+    let mut timer = ReadTimer::new();
     loop {
         // Decode everything buffered.
         loop {
@@ -189,13 +192,24 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
         } else {
             s.cfg.idle_timeout
         };
-        let read = tokio::time::timeout(limit, s.half.read_buf(&mut s.buf)).await;
+        let read = loop {
+            let deadline = timer.arm(limit);
+            tokio::select! {
+                biased;
+                r = s.half.read_buf(&mut s.buf) => break r,
+                _ = timer.fired() => {
+                    if Instant::now() >= deadline {
+                        return if mid_frame { PipeError::Stalled } else { PipeError::Idle };
+                    }
+                    // Fired for an older deadline; progress since moved it on.
+                }
+            }
+        };
         match read {
-            Err(_) if mid_frame => return PipeError::Stalled,
-            Err(_) => return PipeError::Idle,
-            Ok(Err(e)) => return e.into(),
-            Ok(Ok(0)) => return std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into(),
-            Ok(Ok(n)) => {
+            Err(e) => return e.into(),
+            Ok(0) => return std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into(),
+            Ok(n) => {
+                timer.progress();
                 Counters::add(&s.conn.inner.counters.bytes_in, n as u64);
                 Counters::add(&s.shared.counters.bytes_in, n as u64);
                 chunk = if n >= spare {
@@ -211,11 +225,112 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
     }
 }
 
+/// The stall and idle timeouts on one timer that a read does not touch: a read only notes the
+/// time of progress. The timer is moved earlier when it would fire too late (switching to the
+/// shorter limit), and when it fires before the real deadline it is pushed back. A timeout per
+/// read would register and cancel a timer entry every read, thousands of times a second per
+/// busy connection.
+struct ReadTimer {
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    last_progress: Instant,
+}
+
+impl ReadTimer {
+    fn new() -> Self {
+        let now = Instant::now();
+        ReadTimer {
+            timer: Box::pin(tokio::time::sleep_until(now + FAR_FUTURE)),
+            last_progress: now,
+        }
+    }
+
+    /// Bytes arrived.
+    fn progress(&mut self) {
+        self.last_progress = Instant::now();
+    }
+
+    /// Makes sure the timer fires no later than `limit` after the last progress; returns that
+    /// deadline.
+    fn arm(&mut self, limit: Duration) -> Instant {
+        let deadline = self.last_progress + limit.min(FAR_FUTURE);
+        if deadline < self.timer.deadline() || self.timer.is_elapsed() {
+            self.timer.as_mut().reset(deadline);
+        }
+        deadline
+    }
+
+    /// Resolves when the timer fires.
+    async fn fired(&mut self) {
+        (&mut self.timer).await
+    }
+}
+
+/// A deadline beyond any configured timeout (tokio's timer wheel spans about two years).
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 fn flush(batch: &mut Vec<InFrame>, pipe: &Addr<Pipe>, gen: u64) {
     if !batch.is_empty() {
+        // The next batch is likely about as large: allocate it once at that size.
+        let next = Vec::with_capacity(batch.len());
         pipe.do_send(Incoming {
             gen,
-            frames: std::mem::take(batch),
+            frames: std::mem::replace(batch, next),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_millis(300);
+
+    /// Polls the timer once at the current (paused) time: did it fire?
+    async fn fired_now(t: &mut ReadTimer) -> bool {
+        tokio::select! {
+            biased;
+            _ = t.fired() => true,
+            _ = std::future::ready(()) => false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn read_timer_fires_at_the_limit_without_progress() {
+        let mut t = ReadTimer::new();
+        let deadline = t.arm(LIMIT);
+        tokio::time::advance(LIMIT - Duration::from_millis(1)).await;
+        assert!(!fired_now(&mut t).await);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(fired_now(&mut t).await);
+        assert!(Instant::now() >= deadline);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn read_timer_fires_early_after_progress_and_is_pushed_back() {
+        let mut t = ReadTimer::new();
+        t.arm(LIMIT);
+        tokio::time::advance(Duration::from_millis(200)).await;
+        t.progress();
+        let deadline = t.arm(LIMIT);
+        // The timer was not moved by the read: it fires at the old deadline, which is not
+        // the real one, so the caller re-arms and waits on.
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(fired_now(&mut t).await);
+        assert!(Instant::now() < deadline);
+        assert_eq!(t.arm(LIMIT), deadline);
+        assert!(!fired_now(&mut t).await);
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert!(fired_now(&mut t).await);
+        assert!(Instant::now() >= deadline);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn read_timer_moves_earlier_for_a_shorter_limit() {
+        let mut t = ReadTimer::new();
+        t.arm(Duration::from_secs(900));
+        let deadline = t.arm(LIMIT);
+        tokio::time::advance(LIMIT).await;
+        assert!(fired_now(&mut t).await);
+        assert!(Instant::now() >= deadline);
     }
 }

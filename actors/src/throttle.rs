@@ -115,3 +115,41 @@ impl ReceiveThrottles {
         guard
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttles(dispatch: u64, policy_bytes: u64, policy_msgs: u64) -> ReceiveThrottles {
+        ReceiveThrottles {
+            dispatch_bytes: Throttle::new(dispatch),
+            policy_bytes: Some(Throttle::new(policy_bytes)),
+            policy_msgs: Some(Throttle::new(policy_msgs)),
+        }
+    }
+
+    #[test]
+    fn try_acquire_takes_all_or_nothing() {
+        let t = throttles(100, 1000, 10);
+        let g = t.try_acquire(60).expect("everything free");
+        assert_eq!(t.dispatch_bytes.available(), 40);
+        // The dispatch throttle is short: the policy permits taken first are given back.
+        assert!(t.try_acquire(60).is_none());
+        assert_eq!(t.policy_bytes.as_ref().unwrap().available(), 940);
+        assert_eq!(t.policy_msgs.as_ref().unwrap().available(), 9);
+        drop(g);
+        assert_eq!(t.dispatch_bytes.available(), 100);
+        assert!(t.try_acquire(60).is_some());
+    }
+
+    #[test]
+    fn a_message_larger_than_a_throttle_takes_all_of_it() {
+        let t = throttles(100, 1000, 10);
+        let g = t.try_acquire(5000).expect("one huge message passes alone");
+        assert_eq!(t.dispatch_bytes.available(), 0);
+        assert_eq!(t.policy_bytes.as_ref().unwrap().available(), 0);
+        assert!(t.try_acquire(1).is_none());
+        drop(g);
+        assert_eq!(t.dispatch_bytes.available(), 100);
+    }
+}

@@ -90,12 +90,7 @@ impl PipeWriter {
             if self.injector.socket_should_fail() {
                 return Err(PipeError::Injected);
             }
-            let end = self.queue.len().min(MAX_IOV);
-            let res = {
-                let slices: Vec<IoSlice<'_>> =
-                    self.queue[..end].iter().map(|c| IoSlice::new(c)).collect();
-                half.try_write_vectored(&slices)
-            };
+            let res = with_io_slices(&self.queue, |slices| half.try_write_vectored(slices));
             let n = match res {
                 Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
                 Ok(n) => n,
@@ -186,8 +181,13 @@ impl Actor for PipeWriter {
 
 impl Handler<Write> for PipeWriter {
     type Result = ();
-    fn handle(&mut self, Write(chunks): Write, ctx: &mut Context<Self>) {
-        self.queue.extend(chunks);
+    fn handle(&mut self, Write(mut chunks): Write, ctx: &mut Context<Self>) {
+        if self.queue.is_empty() {
+            // Usually nothing is left from the last write: take the batch as it is.
+            std::mem::swap(&mut self.queue, &mut chunks);
+        } else {
+            self.queue.extend(chunks);
+        }
         self.start_write(ctx);
     }
 }
@@ -234,6 +234,23 @@ async fn write_all_vectored(
         first += consume(&mut chunks[first..], n);
     }
     Ok(total)
+}
+
+/// Chunks described on the stack for one writev when there are few (the common case: a
+/// handful of messages), otherwise in a Vec; at most [`MAX_IOV`] either way.
+fn with_io_slices<R>(chunks: &[Bytes], write: impl FnOnce(&[IoSlice<'_>]) -> R) -> R {
+    const ON_STACK: usize = 64;
+    let chunks = &chunks[..chunks.len().min(MAX_IOV)];
+    if chunks.len() <= ON_STACK {
+        let mut slices = [IoSlice::new(&[]); ON_STACK];
+        for (slot, c) in slices.iter_mut().zip(chunks) {
+            *slot = IoSlice::new(c);
+        }
+        write(&slices[..chunks.len()])
+    } else {
+        let slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+        write(&slices)
+    }
 }
 
 /// Marks `n` written bytes off the front of `chunks`: advances a partly written chunk and

@@ -20,6 +20,14 @@ pub struct FrameChunks {
 /// Sections up to this size are copied into the frame's head chunk instead of shared.
 pub const INLINE_MAX: usize = 512;
 
+impl Extend<Bytes> for FrameChunks {
+    fn extend<I: IntoIterator<Item = Bytes>>(&mut self, iter: I) {
+        for b in iter {
+            self.push(b);
+        }
+    }
+}
+
 impl FrameChunks {
     fn push(&mut self, b: Bytes) {
         if !b.is_empty() {
@@ -89,18 +97,33 @@ impl FrameEncoder {
         }
     }
 
-    /// Appends a section: copied when small, otherwise shared as its own chunk.
-    fn section(&mut self, out: &mut FrameChunks, bytes: &Bytes) {
+    /// Appends a section: copied when small, otherwise shared as its own chunk (after the
+    /// inline bytes before it).
+    fn section(&mut self, out: &mut impl Extend<Bytes>, bytes: &Bytes) {
         if bytes.len() <= INLINE_MAX {
             self.scratch.put_slice(bytes);
         } else {
-            out.push(self.scratch.split().freeze());
-            out.push(bytes.clone());
+            if !self.scratch.is_empty() {
+                out.extend([self.scratch.split().freeze()]);
+            }
+            out.extend([bytes.clone()]);
         }
     }
 
     /// Encodes `msg` as a MSG frame with `msg.seq` and fresh CRCs.
     pub fn encode_message(&mut self, msg: &Message) -> FrameChunks {
+        // Inline bytes left by an unfinished batch, if any, lead the head chunk: wire order.
+        let mut out = FrameChunks::default();
+        self.append_message(msg, &mut out);
+        out.push(self.scratch.split().freeze());
+        out
+    }
+
+    /// Encodes `msg` as the next frame of a batch: large sections are pushed to `out` as
+    /// shared chunks; inline bytes (header, small sections, footer) stay in the encoder so
+    /// that one frame's footer and the next frame's header share a chunk. Call
+    /// [`finish_batch`](Self::finish_batch) to push what is left.
+    pub fn append_message(&mut self, msg: &Message, out: &mut impl Extend<Bytes>) {
         let header = Header {
             seq: msg.seq,
             tid: msg.tid,
@@ -130,17 +153,27 @@ impl FrameEncoder {
             flags: FooterFlags(flags),
         };
         self.reserve(1 + HEADER_LEN + 3 * INLINE_MAX + FOOTER_LEN);
-        let mut out = FrameChunks::default();
         self.scratch.put_u8(Tag::Msg as u8);
         self.scratch.put_slice(&header.encode());
-        self.section(&mut out, &msg.front);
-        self.section(&mut out, &msg.middle);
-        self.section(&mut out, &msg.data);
+        self.section(out, &msg.front);
+        self.section(out, &msg.middle);
+        self.section(out, &msg.data);
         let mut fbuf = [0u8; FOOTER_LEN];
         let n = footer.encode_into(self.msg_auth, &mut fbuf);
         self.scratch.put_slice(&fbuf[..n]);
-        out.push(self.scratch.split().freeze());
-        out
+    }
+
+    /// Appends a control frame (ACK, keepalive) to the batch, inline.
+    pub fn append_control(&mut self, frame: &[u8]) {
+        self.reserve(frame.len());
+        self.scratch.put_slice(frame);
+    }
+
+    /// Ends a batch: pushes the inline bytes not yet handed out.
+    pub fn finish_batch(&mut self, out: &mut Vec<Bytes>) {
+        if !self.scratch.is_empty() {
+            out.push(self.scratch.split().freeze());
+        }
     }
 }
 
@@ -209,6 +242,46 @@ mod tests {
         assert_eq!(chunks[0].len(), 1 + HEADER_LEN + 11);
         assert_eq!(chunks[1].as_ptr(), data.as_ptr());
         assert_eq!(chunks[2].len(), FOOTER_LEN);
+    }
+
+    #[test]
+    fn a_batch_is_the_frames_back_to_back_with_footer_and_next_header_in_one_chunk() {
+        let data = Bytes::from(vec![7u8; 4096]);
+        let msgs: Vec<Message> = (1..=3)
+            .map(|seq| Message {
+                seq,
+                front: Bytes::from(format!("front {seq}")),
+                data: data.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let mut want = Vec::new();
+        for m in &msgs {
+            want.extend(FrameEncoder::new(true, true).encode_message(m).to_vec());
+        }
+        want.extend(encode_ack(9));
+
+        let mut enc = FrameEncoder::new(true, true);
+        let mut chunks = Vec::new();
+        for m in &msgs {
+            enc.append_message(m, &mut chunks);
+        }
+        enc.append_control(&encode_ack(9));
+        enc.finish_batch(&mut chunks);
+        assert_eq!(chunks.concat(), want);
+        // head, data; then (footer + next head), data twice; then footer + ACK.
+        assert_eq!(chunks.len(), 2 * msgs.len() + 1);
+        assert!(chunks.iter().all(|c| !c.is_empty()));
+        assert!(chunks
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .all(|c| c.as_ptr() == data.as_ptr()));
+
+        // Nothing is left behind after a finished batch.
+        let mut more = Vec::new();
+        enc.finish_batch(&mut more);
+        assert!(more.is_empty());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use msgr::features::{self, MSGR_KEEPALIVE2};
 use msgr::handshake::authorizer::verify_auth_none;
 use msgr::handshake::connector::uses_msg_auth;
@@ -545,41 +545,39 @@ impl Pipe {
         let (State::Open { writer, .. }, Some(enc)) = (&self.state, self.encoder.as_mut()) else {
             return;
         };
-        let mut chunks = Vec::new();
+        // Sized up front: a message is at most three chunks, plus one for control frames.
+        let mut chunks = Vec::with_capacity(self.session.pending_len().min(FLUSH_BATCH) * 3 + 1);
         let mut sent = 0u64;
         while sent < FLUSH_BATCH as u64 {
             // Encoded by reference: the session keeps the message itself until it is acked.
             let more = self
                 .session
-                .send_next(|m| chunks.extend(enc.encode_message(m).into_chunks()));
+                .send_next(|m| enc.append_message(m, &mut chunks));
             if !more {
                 break;
             }
             sent += 1;
         }
-        // Control frames of this flush, together in one small chunk.
-        let mut control = Vec::new();
+        // Control frames of this flush go inline, after the messages.
         let mut acks = 0;
         if let Some(seq) = self.session.take_ack() {
-            control.extend_from_slice(&encode_ack(seq));
+            enc.append_control(&encode_ack(seq));
             acks = 1;
         }
         let mut keepalives = 0;
         if std::mem::take(&mut self.keepalive_due) {
             keepalives = 1;
             if self.features & MSGR_KEEPALIVE2 != 0 {
-                control.extend_from_slice(&encode_keepalive2(now(), false));
+                enc.append_control(&encode_keepalive2(now(), false));
             } else {
-                control.extend_from_slice(&encode_keepalive());
+                enc.append_control(&encode_keepalive());
             }
         }
         for ts in self.keepalive2_acks.drain(..) {
             keepalives += 1;
-            control.extend_from_slice(&encode_keepalive2(ts, true));
+            enc.append_control(&encode_keepalive2(ts, true));
         }
-        if !control.is_empty() {
-            chunks.push(Bytes::from(control));
-        }
+        enc.finish_batch(&mut chunks);
         if !chunks.is_empty() {
             writer.do_send(Write(chunks));
         }
