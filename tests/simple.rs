@@ -7,6 +7,17 @@ use msgr_actors::ConnEvent;
 
 #[actix_rt::test]
 async fn round_trip_lossless_client_to_stateful_server() {
+    round_trip(test_config()).await;
+}
+
+/// The same with shard threads that busy-poll after reads: order and counts unchanged, and
+/// shutdown still completes with the spinners running.
+#[actix_rt::test]
+async fn round_trip_with_busy_polling() {
+    round_trip(test_config().ms_busy_poll_us(200)).await;
+}
+
+async fn round_trip(config: msgr::Config) {
     init_tracing();
     let LosslessPair {
         srv,
@@ -14,7 +25,7 @@ async fn round_trip_lossless_client_to_stateful_server() {
         cli,
         cli_rec,
         conn,
-    } = lossless_pair().await;
+    } = lossless_pair_with(config).await;
     for i in 0..1000 {
         conn.send_message(numbered(i)).unwrap();
     }

@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod accepter;
+mod busy_poll;
 pub mod connection;
 pub mod counters;
 pub mod dispatch;

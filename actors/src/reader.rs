@@ -247,6 +247,7 @@ impl ReadTimer {
     /// Bytes arrived.
     fn progress(&mut self) {
         self.last_progress = Instant::now();
+        crate::busy_poll::note_read(self.last_progress);
     }
 
     /// Makes sure the timer fires no later than `limit` after the last progress; returns that

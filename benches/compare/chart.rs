@@ -61,10 +61,37 @@ pub fn report(r: &[Value]) -> String {
     );
     row(
         &mut s,
+        "3. ping-pong: CPU (% of one core)",
+        "cpu_pct",
+        1.0,
+        "",
+        "pingpong_4k",
+    );
+    let nopoll = find(r, "msgr", "pingpong_4k_nopoll");
+    let a = find(r, "tokio", "pingpong_4k");
+    s.push_str(&format!(
+        "| 3. ping-pong, msgr busy polling off: p50 / p99 (µs) | {:.0} / {:.0} | {:.0} / {:.0} | | {:.2} / {:.2} | |\n",
+        f(nopoll, "p50_us"),
+        f(nopoll, "p99_us"),
+        f(a, "p50_us"),
+        f(a, "p99_us"),
+        f(nopoll, "p50_us") / f(a, "p50_us"),
+        f(nopoll, "p99_us") / f(a, "p99_us"),
+    ));
+    row(
+        &mut s,
         "4. 1,000 conns x 4 KiB, depth 8 (msgs/s)",
         "msgs_per_sec",
         1e-3,
         "k",
+        "conns_1000",
+    );
+    row(
+        &mut s,
+        "4. 1,000 conns: CPU (% of one core)",
+        "cpu_pct",
+        1.0,
+        "",
         "conns_1000",
     );
     row(

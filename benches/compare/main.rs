@@ -36,7 +36,7 @@ fn scenario(name: &str, quick: bool) -> Option<Load> {
             depth: 4,
             count: q(400),
         },
-        "pingpong_4k" => Load {
+        "pingpong_4k" | "pingpong_4k_nopoll" => Load {
             conns: 1,
             size: 4096,
             depth: 1,
@@ -86,9 +86,14 @@ fn child(system: &str, name: &str, quick: bool) {
     }
     let load = scenario(name, quick).expect("known scenario");
     let inject = if name == "inject_1000" { 1000 } else { 0 };
+    let busy_poll = if name.ends_with("_nopoll") {
+        0
+    } else {
+        msgr_sys::BUSY_POLL_US
+    };
     let sampler = common::PeakSampler::start();
     let mut o = match system {
-        "msgr" => msgr_sys::run(load, inject),
+        "msgr" => msgr_sys::run(load, inject, busy_poll),
         "tokio" => raw_tokio::run(load),
         _ => threaded::run(load),
     };
@@ -163,6 +168,7 @@ fn main() {
         }
     }
     run("msgr", "inject_1000");
+    run("msgr", "pingpong_4k_nopoll");
     for size in SIZES {
         for system in SYSTEMS {
             run(system, &format!("size_{size}"));

@@ -84,10 +84,14 @@ impl Dispatcher for Client {
     }
 }
 
-pub fn run(load: Load, inject: u64) -> Outcome {
+/// Busy polling msgr runs with in the comparison (`ms_busy_poll_us`; off by default in msgr).
+pub const BUSY_POLL_US: u64 = 50;
+
+pub fn run(load: Load, inject: u64, busy_poll_us: u64) -> Outcome {
     actix::System::new().block_on(async move {
         let config = Config::default()
             .ms_threads(2)
+            .ms_busy_poll_us(busy_poll_us)
             .ms_inject_socket_failures(inject)
             .ms_initial_backoff(Duration::from_millis(10))
             .ms_max_backoff(Duration::from_millis(100));
@@ -177,7 +181,11 @@ pub fn idle_server(
 ) {
     actix::System::new().block_on(async move {
         let server = Messenger::builder(EntityName::new(EntityType::OSD, 0))
-            .config(Config::default().ms_threads(2))
+            .config(
+                Config::default()
+                    .ms_threads(2)
+                    .ms_busy_poll_us(BUSY_POLL_US),
+            )
             .default_policy(Policy::stateful_server(0))
             .dispatcher(Arc::new(Server))
             .build()

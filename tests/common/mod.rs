@@ -202,12 +202,17 @@ pub struct LosslessPair {
 }
 
 pub async fn lossless_pair() -> LosslessPair {
+    lossless_pair_with(test_config()).await
+}
+
+/// [`lossless_pair`] with both messengers on `config`.
+pub async fn lossless_pair_with(config: Config) -> LosslessPair {
     let srv_rec = Recorder::echoing();
     let srv = server(
         osd(0),
         Policy::stateful_server(0),
         srv_rec.clone(),
-        test_config(),
+        config.clone(),
     )
     .await;
     let cli_rec = Recorder::default();
@@ -215,7 +220,7 @@ pub async fn lossless_pair() -> LosslessPair {
         client_name(1),
         Policy::lossless_client(0),
         cli_rec.clone(),
-        test_config(),
+        config,
     );
     let conn = cli
         .get_connection(srv.my_addr(), EntityType::OSD)
