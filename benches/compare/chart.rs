@@ -67,16 +67,18 @@ pub fn report(r: &[Value]) -> String {
         "",
         "pingpong_4k",
     );
-    let nopoll = find(r, "msgr", "pingpong_4k_nopoll");
+    let poll = find(r, "msgr", "pingpong_4k_busypoll");
     let a = find(r, "tokio", "pingpong_4k");
     s.push_str(&format!(
-        "| 3. ping-pong, msgr busy polling off: p50 / p99 (µs) | {:.0} / {:.0} | {:.0} / {:.0} | | {:.2} / {:.2} | |\n",
-        f(nopoll, "p50_us"),
-        f(nopoll, "p99_us"),
+        "| 3. ping-pong, msgr with ms_busy_poll_us {}: p50 / p99 (µs); CPU | {:.0} / {:.0}; {:.0} % | {:.0} / {:.0} | | {:.2} / {:.2} | |\n",
+        crate::msgr_sys::BUSY_POLL_US,
+        f(poll, "p50_us"),
+        f(poll, "p99_us"),
+        f(poll, "cpu_pct"),
         f(a, "p50_us"),
         f(a, "p99_us"),
-        f(nopoll, "p50_us") / f(a, "p50_us"),
-        f(nopoll, "p99_us") / f(a, "p99_us"),
+        f(poll, "p50_us") / f(a, "p50_us"),
+        f(poll, "p99_us") / f(a, "p99_us"),
     ));
     row(
         &mut s,

@@ -37,6 +37,46 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("bounds")
 }
 
+/// Round-trip latencies recorded from many threads: one histogram per shard, a thread always
+/// records into the same shard, so threads rarely contend (every system's harness uses this,
+/// so no system pays more than another for being measured).
+pub struct Latencies {
+    shards: Vec<Shard>,
+}
+
+#[repr(align(128))]
+struct Shard(std::sync::Mutex<Histogram<u64>>);
+
+impl Latencies {
+    pub fn new() -> Self {
+        Latencies {
+            shards: (0..16)
+                .map(|_| Shard(std::sync::Mutex::new(histogram())))
+                .collect(),
+        }
+    }
+
+    /// Records a round trip that began at `sent_ns` and ended at `now_ns` (ns since the start).
+    pub fn record(&self, sent_ns: u64, now_ns: u64) {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        thread_local! {
+            static SHARD: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let i = SHARD.with(|s| *s) % self.shards.len();
+        let us = (now_ns.saturating_sub(sent_ns) / 1000).max(1);
+        let _ = self.shards[i].0.lock().unwrap().record(us);
+    }
+
+    /// All shards in one histogram.
+    pub fn merged(&self) -> Histogram<u64> {
+        let mut all = histogram();
+        for s in &self.shards {
+            all.add(&*s.0.lock().unwrap()).expect("same bounds");
+        }
+        all
+    }
+}
+
 fn status_field(name: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()

@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench compare` (about three minutes) writes the table to stdout, the raw
 //! results to target/perf/results.json, and the size sweep chart to docs/performance.svg.
-//! `cargo bench --bench compare -- --quick` runs smaller counts.
+//! `cargo bench --bench compare -- --quick` runs smaller counts; `-- --runs N` runs every
+//! (system, scenario) N times, alternating systems, and reports the median run.
 
 mod chart;
 mod common;
@@ -36,7 +37,7 @@ fn scenario(name: &str, quick: bool) -> Option<Load> {
             depth: 4,
             count: q(400),
         },
-        "pingpong_4k" | "pingpong_4k_nopoll" => Load {
+        "pingpong_4k" | "pingpong_4k_busypoll" => Load {
             conns: 1,
             size: 4096,
             depth: 1,
@@ -86,10 +87,10 @@ fn child(system: &str, name: &str, quick: bool) {
     }
     let load = scenario(name, quick).expect("known scenario");
     let inject = if name == "inject_1000" { 1000 } else { 0 };
-    let busy_poll = if name.ends_with("_nopoll") {
-        0
-    } else {
+    let busy_poll = if name.ends_with("_busypoll") {
         msgr_sys::BUSY_POLL_US
+    } else {
+        0
     };
     let sampler = common::PeakSampler::start();
     let mut o = match system {
@@ -131,6 +132,30 @@ fn run_child(system: &str, name: &str, quick: bool) -> Value {
     }
 }
 
+/// Of several runs of one (system, scenario), the one with the median headline number
+/// (msgs/s; round-trip p50 for ping-pong; RSS per connection for idle), whole, so that its
+/// numbers stay consistent with each other.
+fn median_run(mut all: Vec<Value>) -> Value {
+    let key = |v: &Value| {
+        let s = v["scenario"].as_str().unwrap_or("");
+        let k = if s.starts_with("pingpong") {
+            "p50_us"
+        } else if s == "idle" {
+            "rss_per_conn_kib"
+        } else {
+            "msgs_per_sec"
+        };
+        v[k].as_f64().unwrap_or(f64::NAN)
+    };
+    let first = all[0].clone();
+    all.retain(|v| v.get("failed").is_none());
+    if all.is_empty() {
+        return first;
+    }
+    all.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    all.swap_remove(all.len() / 2)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -150,11 +175,25 @@ fn main() {
             args[i + 3].parse().unwrap(),
         );
     }
+    let runs: usize = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let mut results = vec![];
-    let mut run = |system: &str, name: &str| {
-        eprintln!("running {system} {name} ...");
-        let r = run_child(system, name, quick);
-        results.push(r);
+    // Runs of the systems alternate (a, b, c, a, b, c, ...) so that a slow spell on this
+    // shared machine does not land on one system only.
+    let mut run = |systems: &[&str], name: &str| {
+        eprintln!("running {} {name} ({runs} runs) ...", systems.join(", "));
+        let mut all: Vec<Vec<Value>> = vec![vec![]; systems.len()];
+        for _ in 0..runs {
+            for (i, system) in systems.iter().enumerate() {
+                all[i].push(run_child(system, name, quick));
+            }
+        }
+        results.extend(all.into_iter().map(median_run));
     };
     for name in [
         "stream_4k",
@@ -163,16 +202,12 @@ fn main() {
         "conns_1000",
         "idle",
     ] {
-        for system in SYSTEMS {
-            run(system, name);
-        }
+        run(&SYSTEMS, name);
     }
-    run("msgr", "inject_1000");
-    run("msgr", "pingpong_4k_nopoll");
+    run(&["msgr"], "inject_1000");
+    run(&["msgr"], "pingpong_4k_busypoll");
     for size in SIZES {
-        for system in SYSTEMS {
-            run(system, &format!("size_{size}"));
-        }
+        run(&SYSTEMS, &format!("size_{size}"));
     }
     let report = chart::report(&results);
     println!("{report}");

@@ -2,7 +2,7 @@
 //! server's two shard threads), the bench payloads, replies per request.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,18 +34,26 @@ impl Dispatcher for Server {
 /// every reply sends the connection's next request from inside dispatch.
 struct Client {
     start: Instant,
-    replies: Vec<AtomicU64>,
-    sent: Vec<AtomicU64>,
+    conns: Vec<ConnProgress>,
     per_conn: u64,
     data: Bytes,
     crc: u32,
-    lat: Mutex<hdrhistogram::Histogram<u64>>,
+    lat: Latencies,
     progress: Notify,
+}
+
+/// One connection's counts, on a cache line of its own: neighbouring connections run on
+/// other threads.
+#[repr(align(128))]
+#[derive(Default)]
+struct ConnProgress {
+    sent: AtomicU64,
+    replies: AtomicU64,
 }
 
 impl Client {
     fn send_next(&self, conn: &Connection, c: usize) {
-        let index = self.sent[c].fetch_add(1, Ordering::Relaxed);
+        let index = self.conns[c].sent.fetch_add(1, Ordering::Relaxed);
         if index >= self.per_conn {
             return;
         }
@@ -69,14 +77,10 @@ impl Dispatcher for Client {
     fn ms_dispatch(&self, conn: &Connection, m: Message) -> bool {
         if let Ok(r) = m.decode_payload::<BenchReply>() {
             let now = self.start.elapsed().as_nanos() as u64;
-            let _ = self
-                .lat
-                .lock()
-                .unwrap()
-                .record((now.saturating_sub(r.stamp.sent_ns) / 1000).max(1));
+            self.lat.record(r.stamp.sent_ns, now);
             let c = r.stamp.conn as usize;
             self.send_next(conn, c);
-            if self.replies[c].fetch_add(1, Ordering::Relaxed) + 1 == self.per_conn {
+            if self.conns[c].replies.fetch_add(1, Ordering::Relaxed) + 1 == self.per_conn {
                 self.progress.notify_one();
             }
         }
@@ -84,7 +88,8 @@ impl Dispatcher for Client {
     }
 }
 
-/// Busy polling msgr runs with in the comparison (`ms_busy_poll_us`; off by default in msgr).
+/// The busy-polling window of the latency-mode ping-pong run (`ms_busy_poll_us`; every other
+/// run uses msgr's default, off).
 pub const BUSY_POLL_US: u64 = 50;
 
 pub fn run(load: Load, inject: u64, busy_poll_us: u64) -> Outcome {
@@ -107,12 +112,11 @@ pub fn run(load: Load, inject: u64, busy_poll_us: u64) -> Outcome {
         let per_conn = load.count / load.conns as u64;
         let client = Arc::new(Client {
             start: Instant::now(),
-            replies: (0..load.conns).map(|_| AtomicU64::new(0)).collect(),
-            sent: (0..load.conns).map(|_| AtomicU64::new(0)).collect(),
+            conns: (0..load.conns).map(|_| ConnProgress::default()).collect(),
             per_conn,
             crc: msgr::wire::ceph_crc32c(0, &data),
             data,
-            lat: Mutex::new(histogram()),
+            lat: Latencies::new(),
             progress: Notify::new(),
         });
         let mut messengers = vec![];
@@ -140,9 +144,9 @@ pub fn run(load: Load, inject: u64, busy_poll_us: u64) -> Outcome {
         loop {
             let notified = client.progress.notified();
             let replied: u64 = client
-                .replies
+                .conns
                 .iter()
-                .map(|r| r.load(Ordering::Relaxed))
+                .map(|c| c.replies.load(Ordering::Relaxed))
                 .sum();
             if replied >= total {
                 break;
@@ -161,7 +165,7 @@ pub fn run(load: Load, inject: u64, busy_poll_us: u64) -> Outcome {
             m.shutdown().await;
         }
         server.shutdown().await;
-        let lat = client.lat.lock().unwrap().clone();
+        let lat = client.lat.merged();
         Outcome {
             cpu_pct,
             msgs: total,
@@ -181,11 +185,7 @@ pub fn idle_server(
 ) {
     actix::System::new().block_on(async move {
         let server = Messenger::builder(EntityName::new(EntityType::OSD, 0))
-            .config(
-                Config::default()
-                    .ms_threads(2)
-                    .ms_busy_poll_us(BUSY_POLL_US),
-            )
+            .config(Config::default().ms_threads(2))
             .default_policy(Policy::stateful_server(0))
             .dispatcher(Arc::new(Server))
             .build()

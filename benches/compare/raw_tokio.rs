@@ -2,7 +2,7 @@
 //! on a 2-worker runtime. No sessions, no acks, no replay: the practical limit of the machine.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,16 +61,21 @@ pub fn run(load: Load) -> Outcome {
     let rt = runtime();
     rt.block_on(async move {
         let addr = server().await;
-        let start = Instant::now();
-        let cpu0 = cpu_secs();
-        let lat = Arc::new(Mutex::new(histogram()));
+        let lat = Arc::new(Latencies::new());
         let done = Arc::new(AtomicU64::new(0));
         let per_conn = load.count / load.conns as u64;
         let data = Arc::new(vec![0x5au8; load.size]);
-        let mut tasks = vec![];
+        // Every connection exists before the clock starts, as in the other systems.
+        let mut streams = Vec::with_capacity(load.conns);
         for _ in 0..load.conns {
             let s = TcpStream::connect(addr).await.unwrap();
             s.set_nodelay(true).unwrap();
+            streams.push(s);
+        }
+        let start = Instant::now();
+        let cpu0 = cpu_secs();
+        let mut tasks = vec![];
+        for s in streams {
             let (mut r, mut w) = s.into_split();
             let window = Arc::new(Semaphore::new(load.depth));
             let (lat, done, data, win2) = (lat.clone(), done.clone(), data.clone(), window.clone());
@@ -105,18 +110,13 @@ pub fn run(load: Load) -> Outcome {
                     assert!(n > 0, "server closed");
                     buf.extend_from_slice(&chunk[..n]);
                     let mut at = 0;
-                    let mut h = lat.lock().unwrap();
                     while let Some((p, len)) = parse(&buf[at..]) {
                         let (_, sent) = stamp(&buf[at + p.start..at + p.end]);
-                        let _ = h.record(
-                            ((start.elapsed().as_nanos() as u64).saturating_sub(sent) / 1000)
-                                .max(1),
-                        );
+                        lat.record(sent, start.elapsed().as_nanos() as u64);
                         at += len;
                         got += 1;
                         window.add_permits(1);
                     }
-                    drop(h);
                     buf.drain(..at);
                 }
                 done.fetch_add(got, Ordering::Relaxed);
@@ -127,7 +127,7 @@ pub fn run(load: Load) -> Outcome {
         }
         let secs = start.elapsed().as_secs_f64();
         let cpu_pct = (cpu_secs() - cpu0) / secs * 100.0;
-        let lat = lat.lock().unwrap().clone();
+        let lat = lat.merged();
         Outcome {
             cpu_pct,
             msgs: done.load(Ordering::Relaxed),

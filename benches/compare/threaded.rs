@@ -88,7 +88,7 @@ pub fn server() -> std::net::SocketAddr {
 pub fn run(load: Load) -> Outcome {
     let addr = server();
     let start = Instant::now();
-    let lat = Arc::new(Mutex::new(histogram()));
+    let lat = Arc::new(Latencies::new());
     let done = Arc::new(AtomicU64::new(0));
     let per_conn = load.count / load.conns as u64;
     let data = Arc::new(vec![0x5au8; load.size]);
@@ -120,9 +120,7 @@ pub fn run(load: Load) -> Outcome {
             for _ in 0..per_conn {
                 let p = read_frame(&mut r).expect("reply");
                 let (_, sent) = stamp(&p);
-                let _ = lat.lock().unwrap().record(
-                    ((start.elapsed().as_nanos() as u64).saturating_sub(sent) / 1000).max(1),
-                );
+                lat.record(sent, start.elapsed().as_nanos() as u64);
                 let (m, cv) = &*window;
                 *m.lock().unwrap() += 1;
                 cv.notify_one();
@@ -138,7 +136,7 @@ pub fn run(load: Load) -> Outcome {
     }
     let secs = began.elapsed().as_secs_f64();
     let cpu_pct = (cpu_secs() - cpu0) / secs * 100.0;
-    let lat = lat.lock().unwrap().clone();
+    let lat = lat.merged();
     Outcome {
         cpu_pct,
         msgs: done.load(Ordering::Relaxed),
