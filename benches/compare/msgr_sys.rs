@@ -36,7 +36,9 @@ struct Client {
     start: Instant,
     conns: Vec<ConnProgress>,
     per_conn: u64,
-    data: Bytes,
+    /// Each connection's own payload buffer, as each client of a real cluster has its own
+    /// (one buffer shared by all would make every send bump one refcount from every thread).
+    data: Vec<Bytes>,
     crc: u32,
     lat: Latencies,
     progress: Notify,
@@ -65,7 +67,7 @@ impl Client {
         };
         let _ = conn.send_message(Message::from_payload(&BenchRequest {
             stamp,
-            data: self.data.clone(),
+            data: self.data[c].clone(),
         }));
     }
 }
@@ -115,7 +117,9 @@ pub fn run(load: Load, inject: u64, busy_poll_us: u64) -> Outcome {
             conns: (0..load.conns).map(|_| ConnProgress::default()).collect(),
             per_conn,
             crc: msgr::wire::ceph_crc32c(0, &data),
-            data,
+            data: (0..load.conns)
+                .map(|_| Bytes::copy_from_slice(&data))
+                .collect(),
             lat: Latencies::new(),
             progress: Notify::new(),
         });
