@@ -82,6 +82,22 @@ pub fn report(r: &[Value]) -> String {
     ));
     row(
         &mut s,
+        "3. ping-pong between two processes, p50 (µs)",
+        "p50_us",
+        1.0,
+        "",
+        "pingpong_4k_xproc",
+    );
+    row(
+        &mut s,
+        "3. ping-pong between two processes, p99 (µs)",
+        "p99_us",
+        1.0,
+        "",
+        "pingpong_4k_xproc",
+    );
+    row(
+        &mut s,
         "4. 1,000 conns x 4 KiB, depth 8 (msgs/s)",
         "msgs_per_sec",
         1e-3,

@@ -37,7 +37,7 @@ fn scenario(name: &str, quick: bool) -> Option<Load> {
             depth: 4,
             count: q(400),
         },
-        "pingpong_4k" | "pingpong_4k_busypoll" => Load {
+        "pingpong_4k" | "pingpong_4k_busypoll" | "pingpong_4k_xproc" => Load {
             conns: 1,
             size: 4096,
             depth: 1,
@@ -73,8 +73,38 @@ fn scenario(name: &str, quick: bool) -> Option<Load> {
     })
 }
 
+/// Ping-pong between processes: the system's server runs here, its client in a child
+/// process (`--remote ADDR`), as a client and a server of a real deployment do. Every hop then
+/// wakes a thread of the other process, whichever the system. Returns the client's JSON.
+fn cross_process(system: &str, name: &str, quick: bool) -> Value {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    let sys = system.to_string();
+    let server = std::thread::spawn(move || match sys.as_str() {
+        "msgr" => msgr_sys::idle_server(ready_tx, stop_rx),
+        "tokio" => raw_tokio::idle_server(ready_tx, stop_rx),
+        _ => threaded::idle_server(ready_tx, stop_rx),
+    });
+    let addr: std::net::SocketAddr = ready_rx.recv().expect("server address");
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--child", system, name, "--remote", &addr.to_string()]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let out = cmd.output().expect("client process");
+    let _ = stop_tx.send(());
+    if system != "threaded" {
+        let _ = server.join();
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.lines().rev().find(|l| l.starts_with('{')) {
+        Some(l) if out.status.success() => serde_json::from_str(l).unwrap(),
+        _ => json!({ "system": system, "scenario": name, "failed": true }),
+    }
+}
+
 /// Runs one (system, scenario) in this process and prints its JSON.
-fn child(system: &str, name: &str, quick: bool) {
+fn child(system: &str, name: &str, quick: bool, remote: Option<std::net::SocketAddr>) {
     if name == "idle" {
         let conns = if system == "threaded" { 2000 } else { 10_000 };
         let r = idle::measure(system, conns);
@@ -85,6 +115,9 @@ fn child(system: &str, name: &str, quick: bool) {
         );
         return;
     }
+    if name == "pingpong_4k_xproc" && remote.is_none() {
+        return println!("{}", cross_process(system, name, quick));
+    }
     let load = scenario(name, quick).expect("known scenario");
     let inject = if name == "inject_1000" { 1000 } else { 0 };
     let busy_poll = if name.ends_with("_busypoll") {
@@ -94,9 +127,9 @@ fn child(system: &str, name: &str, quick: bool) {
     };
     let sampler = common::PeakSampler::start();
     let mut o = match system {
-        "msgr" => msgr_sys::run(load, inject, busy_poll),
-        "tokio" => raw_tokio::run(load),
-        _ => threaded::run(load),
+        "msgr" => msgr_sys::run(load, inject, busy_poll, remote),
+        "tokio" => raw_tokio::run(load, remote),
+        _ => threaded::run(load, remote),
     };
     let (threads, rss) = sampler.finish();
     o.threads = threads;
@@ -165,8 +198,12 @@ fn main() {
             .with_writer(std::io::stderr)
             .try_init();
     }
+    let remote = args
+        .iter()
+        .position(|a| a == "--remote")
+        .map(|i| args[i + 1].parse().expect("--remote IP:PORT"));
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        return child(&args[i + 1], &args[i + 2], quick);
+        return child(&args[i + 1], &args[i + 2], quick, remote);
     }
     if let Some(i) = args.iter().position(|a| a == "--idle-client") {
         return idle::client(
@@ -206,6 +243,7 @@ fn main() {
     }
     run(&["msgr"], "inject_1000");
     run(&["msgr"], "pingpong_4k_busypoll");
+    run(&SYSTEMS, "pingpong_4k_xproc");
     for size in SIZES {
         run(&SYSTEMS, &format!("size_{size}"));
     }

@@ -2,6 +2,7 @@
 //! server's two shard threads), the bench payloads, replies per request.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,7 +95,9 @@ impl Dispatcher for Client {
 /// run uses msgr's default, off).
 pub const BUSY_POLL_US: u64 = 50;
 
-pub fn run(load: Load, inject: u64, busy_poll_us: u64) -> Outcome {
+/// Runs the load. With `remote`, only the clients run here, against a server in another
+/// process; otherwise the server runs here too, on the same two shard threads.
+pub fn run(load: Load, inject: u64, busy_poll_us: u64, remote: Option<SocketAddr>) -> Outcome {
     actix::System::new().block_on(async move {
         let config = Config::default()
             .ms_threads(2)
@@ -102,14 +105,20 @@ pub fn run(load: Load, inject: u64, busy_poll_us: u64) -> Outcome {
             .ms_inject_socket_failures(inject)
             .ms_initial_backoff(Duration::from_millis(10))
             .ms_max_backoff(Duration::from_millis(100));
-        let server = Messenger::builder(EntityName::new(EntityType::OSD, 0))
-            .config(config.clone())
-            .default_policy(Policy::stateful_server(0))
-            .dispatcher(Arc::new(Server))
-            .build()
-            .unwrap();
-        let addr = server.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        server.start().unwrap();
+        let server = match remote {
+            Some(_) => None,
+            None => {
+                let server = Messenger::builder(EntityName::new(EntityType::OSD, 0))
+                    .config(config.clone())
+                    .default_policy(Policy::stateful_server(0))
+                    .dispatcher(Arc::new(Server))
+                    .build()
+                    .unwrap();
+                server.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+                server.start().unwrap();
+                Some(server)
+            }
+        };
         let data: Bytes = vec![0x5au8; load.size].into();
         let per_conn = load.count / load.conns as u64;
         let client = Arc::new(Client {
@@ -126,14 +135,21 @@ pub fn run(load: Load, inject: u64, busy_poll_us: u64) -> Outcome {
         let mut messengers = vec![];
         let mut conns = vec![];
         for c in 0..load.conns {
-            let m = Messenger::builder(EntityName::new(EntityType::CLIENT, c as i64))
+            let mut b = Messenger::builder(EntityName::new(EntityType::CLIENT, c as i64))
                 .config(config.clone())
                 .default_policy(Policy::lossless_client(0))
-                .dispatcher(client.clone())
-                .share_threads_with(&server)
-                .build()
-                .unwrap();
-            conns.push(m.get_connection(addr, EntityType::OSD).await.unwrap());
+                .dispatcher(client.clone());
+            // Every messenger of this process on the same two shard threads.
+            if let Some(first) = server.as_ref().or(messengers.first()) {
+                b = b.share_threads_with(first);
+            }
+            let m = b.build().unwrap();
+            let conn = match (&server, remote) {
+                (Some(s), _) => m.get_connection(s.my_addr(), EntityType::OSD).await,
+                (None, Some(a)) => m.connect(a, EntityType::OSD).await,
+                (None, None) => unreachable!("a server here or a remote address"),
+            };
+            conns.push(conn.unwrap());
             messengers.push(m);
         }
         let total = per_conn * load.conns as u64;
@@ -161,14 +177,16 @@ pub fn run(load: Load, inject: u64, busy_poll_us: u64) -> Outcome {
         let cpu_pct = (cpu_secs() - cpu0) / secs * 100.0;
         let rss_kib = rss_kib();
         let threads = threads();
-        let mut replayed = server.counters().replayed;
+        let mut replayed = server.as_ref().map_or(0, |s| s.counters().replayed);
         for m in &messengers {
             replayed += m.counters().replayed;
         }
         for m in &messengers {
             m.shutdown().await;
         }
-        server.shutdown().await;
+        if let Some(server) = server {
+            server.shutdown().await;
+        }
         let lat = client.lat.merged();
         Outcome {
             cpu_pct,

@@ -57,10 +57,14 @@ pub async fn server() -> std::net::SocketAddr {
     addr
 }
 
-pub fn run(load: Load) -> Outcome {
+/// Runs the load; with `remote`, only the client side, against a server in another process.
+pub fn run(load: Load, remote: Option<std::net::SocketAddr>) -> Outcome {
     let rt = runtime();
     rt.block_on(async move {
-        let addr = server().await;
+        let addr = match remote {
+            Some(a) => a,
+            None => server().await,
+        };
         let lat = Arc::new(Latencies::new());
         let done = Arc::new(AtomicU64::new(0));
         let per_conn = load.count / load.conns as u64;

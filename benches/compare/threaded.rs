@@ -85,8 +85,9 @@ pub fn server() -> std::net::SocketAddr {
     addr
 }
 
-pub fn run(load: Load) -> Outcome {
-    let addr = server();
+/// Runs the load; with `remote`, only the client side, against a server in another process.
+pub fn run(load: Load, remote: Option<std::net::SocketAddr>) -> Outcome {
+    let addr = remote.unwrap_or_else(server);
     let start = Instant::now();
     let lat = Arc::new(Latencies::new());
     let done = Arc::new(AtomicU64::new(0));
