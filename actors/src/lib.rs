@@ -42,6 +42,7 @@ pub mod inject;
 pub mod messenger;
 pub mod net;
 pub mod pipe;
+mod read_buffer;
 pub mod reader;
 pub mod registry;
 mod shared;

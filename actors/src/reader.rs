@@ -18,6 +18,7 @@ use crate::counters::Counters;
 use crate::error::PipeError;
 use crate::inject::Injector;
 use crate::pipe::{Incoming, Pipe, SocketFault};
+use crate::read_buffer::ReadBuffer;
 use crate::shared::Shared;
 use crate::throttle::{ReceiveThrottles, ThrottleGuard};
 
@@ -48,7 +49,7 @@ pub struct PipeReader {
 
 struct ReadState {
     half: OwnedReadHalf,
-    buf: BytesMut,
+    buf: ReadBuffer,
     decoder: FrameDecoder,
     throttles: ReceiveThrottles,
     cfg: ReaderConfig,
@@ -79,7 +80,7 @@ impl PipeReader {
         PipeReader {
             io: Some(ReadState {
                 half,
-                buf,
+                buf: ReadBuffer::new(buf, cfg.prefetch),
                 decoder,
                 throttles,
                 cfg,
@@ -131,14 +132,7 @@ impl Handler<StopReader> for PipeReader {
 }
 
 /// Reads until the socket fails; returns why.
-/// Largest read-ahead: a busy connection reads this much per syscall.
-const MAX_READ_CHUNK: usize = 64 * 1024;
-
 async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
-    // Read-ahead starts at ms_tcp_prefetch_max_size and doubles while reads fill it, so idle
-    // connections keep small buffers and busy ones make few syscalls and allocations (every
-    // decoded section is a slice of this buffer, so a fresh one is allocated as old ones fill).
-    let mut chunk = s.cfg.prefetch;
     let mut guard: Option<ThrottleGuard> = None;
     let mut batch: Vec<InFrame> = Vec::new();
     let mut timer = ReadTimer::new();
@@ -163,7 +157,7 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
                     s.decoder.admit_body();
                 }
             }
-            match s.decoder.decode(&mut s.buf) {
+            match s.decoder.decode(s.buf.bytes()) {
                 Ok(Some(Frame::Message(m))) => {
                     batch.push(InFrame::Message(m, guard.take().unwrap_or_default()));
                 }
@@ -183,20 +177,19 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
         flush(&mut batch, pipe, gen);
 
         // Read more: at least what the decoder needs, with read-ahead; never past the cap.
-        let need = s.decoder.wanted().saturating_sub(s.buf.len());
-        s.buf.reserve(need.max(chunk));
-        let spare = s.buf.capacity() - s.buf.len();
-        let mid_frame = !s.buf.is_empty() || s.decoder.wanted() != 1;
+        let need = s.decoder.wanted().saturating_sub(s.buf.bytes().len());
+        let mid_frame = !s.buf.bytes().is_empty() || s.decoder.wanted() != 1;
         let limit = if mid_frame {
             s.cfg.stall_timeout
         } else {
             s.cfg.idle_timeout
         };
+        let into = s.buf.prepare(need);
         let read = loop {
             let deadline = timer.arm(limit);
             tokio::select! {
                 biased;
-                r = s.half.read_buf(&mut s.buf) => break r,
+                r = s.half.read_buf(&mut *into) => break r,
                 _ = timer.fired() => {
                     if Instant::now() >= deadline {
                         return if mid_frame { PipeError::Stalled } else { PipeError::Idle };
@@ -212,11 +205,7 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
                 timer.progress();
                 Counters::add(&s.conn.inner.counters.bytes_in, n as u64);
                 Counters::add(&s.shared.counters.bytes_in, n as u64);
-                chunk = if n >= spare {
-                    (chunk * 2).min(MAX_READ_CHUNK)
-                } else {
-                    chunk.max(s.cfg.prefetch)
-                };
+                s.buf.did_read(n);
             }
         }
         if s.cfg.injector.socket_should_fail() {

@@ -1,8 +1,8 @@
 //! msgr itself: a server messenger and C client messengers (one session each, sharing the
 //! server's two shard threads), the bench payloads, replies per request.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
