@@ -114,6 +114,16 @@ macro_rules! options {
             /// Every option name, in declaration order.
             pub const OPTION_NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
 
+            /// What an option does (its documentation), by name; `None` for an unknown name.
+            /// Options that Ceph 16.2.15 lacks start with "msgr:".
+            pub fn describe(name: &str) -> Option<&'static str> {
+                let key = name.replace('-', "_");
+                match key.as_str() {
+                    $( stringify!($name) => Some(concat!($($doc),*).trim()), )*
+                    _ => None,
+                }
+            }
+
             /// Sets one option by its Ceph name (`-` and `_` are interchangeable) from text.
             pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
                 let key = name.replace('-', "_");
@@ -311,6 +321,10 @@ mod tests {
             Err(ConfigError::BadValue { .. })
         ));
         assert!(Config::OPTION_NAMES.contains(&"ms_crc_data"));
+        assert!(Config::describe("ms-busy-poll-us")
+            .unwrap()
+            .starts_with("msgr: after a read"));
+        assert!(Config::describe("ms_nope").is_none());
     }
 
     #[test]

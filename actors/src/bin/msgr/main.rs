@@ -40,7 +40,8 @@ fn main() {
     let mut command = Cli::command();
     for name in Config::OPTION_NAMES {
         let help = format!(
-            "Ceph option {name} (default {})",
+            "{} (default {})",
+            Config::describe(name).unwrap_or_default(),
             defaults.get(name).unwrap_or_default()
         );
         command = command.arg(
