@@ -10,7 +10,7 @@
 //! (a dispatcher keeping messages, say).
 //!
 //! Read-ahead starts at `ms_tcp_prefetch_max_size`, doubles while reads fill it (a busy
-//! connection makes few syscalls) and halves back while reads come in under `prefetch`, and a connection
+//! connection makes few syscalls) and halves back once reads keep coming in under `prefetch`, and a connection
 //! back at the small size drops its big buffers, so a connection that went quiet keeps about
 //! `prefetch` bytes.
 
@@ -28,7 +28,12 @@ pub(crate) struct ReadBuffer {
     prefetch: usize,
     /// Free space when the last read started.
     offered: usize,
+    /// Reads in a row smaller than `prefetch`.
+    small_reads: u32,
 }
+
+/// Small reads in a row after which a connection counts as quiet and its read-ahead halves.
+const QUIET_READS: u32 = 16;
 
 impl ReadBuffer {
     /// A buffer holding `initial` (bytes read past the handshake), with `prefetch` read-ahead.
@@ -39,6 +44,7 @@ impl ReadBuffer {
             read_ahead: prefetch,
             prefetch,
             offered: 0,
+            small_reads: 0,
         }
     }
 
@@ -85,9 +91,18 @@ impl ReadBuffer {
 
     /// A read of `n` bytes completed: adapt the read-ahead.
     pub(crate) fn did_read(&mut self, n: usize) {
-        if n >= self.offered {
-            self.read_ahead = (self.read_ahead * 2).min(MAX_READ_AHEAD);
-        } else if n < self.prefetch && self.read_ahead > self.prefetch {
+        if n >= self.prefetch {
+            self.small_reads = 0;
+            if n >= self.offered {
+                self.read_ahead = (self.read_ahead * 2).min(MAX_READ_AHEAD);
+            }
+            return;
+        }
+        // A lone small read (an ACK, one reply) says nothing: a busy connection has them
+        // between its big ones, and shrinking then would split its next burst over two reads.
+        self.small_reads += 1;
+        if self.small_reads >= QUIET_READS && self.read_ahead > self.prefetch {
+            self.small_reads = 0;
             self.read_ahead = (self.read_ahead / 2).max(self.prefetch);
         }
     }
@@ -131,7 +146,13 @@ mod tests {
             rb.bytes().clear();
         }
         assert_eq!(rb.read_ahead, MAX_READ_AHEAD);
-        for _ in 0..10 {
+        // A few small reads (ACKs between bursts) leave it alone.
+        for _ in 0..QUIET_READS - 1 {
+            read(&mut rb, 0, 10);
+            rb.bytes().clear();
+        }
+        assert_eq!(rb.read_ahead, MAX_READ_AHEAD);
+        for _ in 0..QUIET_READS * 8 {
             read(&mut rb, 0, 10);
             rb.bytes().clear();
         }
