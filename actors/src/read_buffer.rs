@@ -5,9 +5,10 @@
 //! shared with messages the Pipe has not dispatched yet, and the next read cannot reuse it in
 //! place. Allocating a fresh buffer every read costs page faults (a large allocation is a fresh
 //! mmap) and cold cache lines. So the buffer a read left behind becomes the *spare*: by the
-//! time the new one fills up, the spare's messages are usually dispatched and gone, and it is
-//! reused whole. Two buffers take turns; a new one is allocated only when both are still held
-//! (a dispatcher keeping messages, say).
+//! time the new one fills up, the spare's messages are usually dispatched and gone (the reader
+//! yields to its Pipe after a read that filled its buffer, see [`ReadBuffer::more_waiting`]),
+//! and it is reused whole. Two buffers take turns; a new one is allocated only when both are
+//! still held (a dispatcher keeping messages, say).
 //!
 //! Read-ahead starts at `ms_tcp_prefetch_max_size`, doubles while reads fill it (a busy
 //! connection makes few syscalls) and halves back once reads keep coming in under `prefetch`, and a connection
@@ -30,6 +31,8 @@ pub(crate) struct ReadBuffer {
     offered: usize,
     /// Reads in a row smaller than `prefetch`.
     small_reads: u32,
+    /// The last read filled the room offered.
+    filled: bool,
 }
 
 /// Small reads in a row after which a connection counts as quiet and its read-ahead halves.
@@ -45,6 +48,7 @@ impl ReadBuffer {
             prefetch,
             offered: 0,
             small_reads: 0,
+            filled: false,
         }
     }
 
@@ -76,8 +80,12 @@ impl ReadBuffer {
             .as_mut()
             .is_some_and(|spare| spare.try_reclaim(len + want))
         {
-            // Still held by messages (or none yet): let it go, it is freed with them.
-            next = Some(BytesMut::with_capacity(len + want));
+            // Still held by messages (or none yet): let it go, it is freed with them. The new
+            // one has room for a partial frame besides the read-ahead, so that it fits the
+            // next turn as the spare; buffers of ever-different sizes would never be reused
+            // and every read would land in fresh pages.
+            let size = (len + want).max(self.read_ahead + self.read_ahead / 2);
+            next = Some(BytesMut::with_capacity(size));
         }
         let next = next.expect("set above");
         let mut old = std::mem::replace(&mut self.buf, next);
@@ -89,8 +97,15 @@ impl ReadBuffer {
         }
     }
 
+    /// True when the last read filled all the room it was offered: more is probably waiting
+    /// in the socket.
+    pub(crate) fn more_waiting(&self) -> bool {
+        self.filled
+    }
+
     /// A read of `n` bytes completed: adapt the read-ahead.
     pub(crate) fn did_read(&mut self, n: usize) {
+        self.filled = n >= self.offered;
         if n >= self.prefetch {
             self.small_reads = 0;
             if n >= self.offered {

@@ -166,7 +166,7 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
                 Ok(None) if guard.is_none() && s.decoder.pending_header().is_some() => continue,
                 Ok(None) => break,
                 Err(e) => {
-                    flush(&mut batch, pipe, gen);
+                    let _ = flush(&mut batch, pipe, gen);
                     return e.into();
                 }
             }
@@ -174,7 +174,12 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
                 flush(&mut batch, pipe, gen);
             }
         }
-        flush(&mut batch, pipe, gen);
+        if flush(&mut batch, pipe, gen) && s.buf.more_waiting() {
+            // The socket likely has more: let the Pipe take this batch before reading on, so
+            // it dispatches while the bytes are in cache and frees the buffer they sit in
+            // (else the reader runs many reads ahead and every read needs a new buffer).
+            tokio::task::yield_now().await;
+        }
 
         // Read more: at least what the decoder needs, with read-ahead; never past the cap.
         let need = s.decoder.wanted().saturating_sub(s.buf.bytes().len());
@@ -258,15 +263,18 @@ impl ReadTimer {
 /// A deadline beyond any configured timeout (tokio's timer wheel spans about two years).
 const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
 
-fn flush(batch: &mut Vec<InFrame>, pipe: &Addr<Pipe>, gen: u64) {
-    if !batch.is_empty() {
-        // The next batch is likely about as large: allocate it once at that size.
-        let next = Vec::with_capacity(batch.len());
-        pipe.do_send(Incoming {
-            gen,
-            frames: std::mem::replace(batch, next),
-        });
+/// Hands the batch to the Pipe; false if there was nothing to hand.
+fn flush(batch: &mut Vec<InFrame>, pipe: &Addr<Pipe>, gen: u64) -> bool {
+    if batch.is_empty() {
+        return false;
     }
+    // The next batch is likely about as large: allocate it once at that size.
+    let next = Vec::with_capacity(batch.len());
+    pipe.do_send(Incoming {
+        gen,
+        frames: std::mem::replace(batch, next),
+    });
+    true
 }
 
 #[cfg(test)]
