@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use actix::prelude::*;
 use bytes::BytesMut;
 use msgr::wire::{Frame, FrameDecoder};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::time::Instant;
 
 use crate::connection::Connection;
 use crate::counters::Counters;
@@ -166,7 +165,7 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
                 Ok(None) if guard.is_none() && s.decoder.pending_header().is_some() => continue,
                 Ok(None) => break,
                 Err(e) => {
-                    let _ = flush(&mut batch, pipe, gen);
+                    flush(&mut batch, pipe, gen);
                     return e.into();
                 }
             }
