@@ -16,7 +16,7 @@ fn message(size: usize) -> Message {
 
 fn crc(c: &mut Criterion) {
     let mut g = c.benchmark_group("crc32c");
-    for size in [4096usize, 4 << 20] {
+    for size in [13usize, 53, 200, 4096, 4 << 20] {
         let buf = vec![3u8; size];
         g.throughput(Throughput::Bytes(size as u64));
         g.bench_with_input(BenchmarkId::from_parameter(size), &buf, |b, buf| {
