@@ -24,6 +24,36 @@ pub struct Outcome {
     pub cpu_pct: f64,
 }
 
+/// The measured phase of a run: wall clock and process CPU from its start.
+pub struct Phase {
+    began: std::time::Instant,
+    cpu0: f64,
+}
+
+impl Phase {
+    pub fn start() -> Self {
+        Phase {
+            began: std::time::Instant::now(),
+            cpu0: cpu_secs(),
+        }
+    }
+
+    /// Ends the phase after `msgs` round trips: time and CPU since the start, RSS and threads
+    /// now. Latency and replays are the caller's to fill in.
+    pub fn finish(&self, msgs: u64) -> Outcome {
+        let secs = self.began.elapsed().as_secs_f64();
+        Outcome {
+            cpu_pct: (cpu_secs() - self.cpu0) / secs * 100.0,
+            msgs,
+            secs,
+            lat: histogram(),
+            rss_kib: rss_kib(),
+            threads: threads(),
+            replayed: 0,
+        }
+    }
+}
+
 impl Outcome {
     pub fn msgs_per_sec(&self) -> f64 {
         self.msgs as f64 / self.secs

@@ -153,8 +153,7 @@ pub fn run(load: Load, inject: u64, busy_poll_us: u64, remote: Option<SocketAddr
             messengers.push(m);
         }
         let total = per_conn * load.conns as u64;
-        let start = Instant::now();
-        let cpu0 = cpu_secs();
+        let phase = Phase::start();
         // The first window of every connection; replies keep each window full from then on.
         for (c, conn) in conns.iter().enumerate() {
             for _ in 0..load.depth {
@@ -173,30 +172,20 @@ pub fn run(load: Load, inject: u64, busy_poll_us: u64, remote: Option<SocketAddr
             }
             let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
         }
-        let secs = start.elapsed().as_secs_f64();
-        let cpu_pct = (cpu_secs() - cpu0) / secs * 100.0;
-        let rss_kib = rss_kib();
-        let threads = threads();
-        let mut replayed = server.as_ref().map_or(0, |s| s.counters().replayed);
-        for m in &messengers {
-            replayed += m.counters().replayed;
-        }
+        let mut outcome = phase.finish(total);
+        outcome.replayed = server.as_ref().map_or(0, |s| s.counters().replayed)
+            + messengers
+                .iter()
+                .map(|m| m.counters().replayed)
+                .sum::<u64>();
         for m in &messengers {
             m.shutdown().await;
         }
         if let Some(server) = server {
             server.shutdown().await;
         }
-        let lat = client.lat.merged();
-        Outcome {
-            cpu_pct,
-            msgs: total,
-            secs,
-            lat,
-            rss_kib,
-            threads,
-            replayed,
-        }
+        outcome.lat = client.lat.merged();
+        outcome
     })
 }
 

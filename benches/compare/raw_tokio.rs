@@ -77,7 +77,7 @@ pub fn run(load: Load, remote: Option<std::net::SocketAddr>) -> Outcome {
             streams.push(s);
         }
         let start = Instant::now();
-        let cpu0 = cpu_secs();
+        let phase = Phase::start();
         let mut tasks = vec![];
         for s in streams {
             let (mut r, mut w) = s.into_split();
@@ -129,18 +129,9 @@ pub fn run(load: Load, remote: Option<std::net::SocketAddr>) -> Outcome {
         for t in tasks {
             t.await.unwrap();
         }
-        let secs = start.elapsed().as_secs_f64();
-        let cpu_pct = (cpu_secs() - cpu0) / secs * 100.0;
-        let lat = lat.merged();
-        Outcome {
-            cpu_pct,
-            msgs: done.load(Ordering::Relaxed),
-            secs,
-            lat,
-            rss_kib: rss_kib(),
-            threads: threads(),
-            replayed: 0,
-        }
+        let mut outcome = phase.finish(done.load(Ordering::Relaxed));
+        outcome.lat = lat.merged();
+        outcome
     })
 }
 

@@ -130,23 +130,13 @@ pub fn run(load: Load, remote: Option<std::net::SocketAddr>) -> Outcome {
         }));
     }
     go.wait();
-    let began = Instant::now();
-    let cpu0 = cpu_secs();
+    let phase = Phase::start();
     for j in joins {
         j.join().unwrap();
     }
-    let secs = began.elapsed().as_secs_f64();
-    let cpu_pct = (cpu_secs() - cpu0) / secs * 100.0;
-    let lat = lat.merged();
-    Outcome {
-        cpu_pct,
-        msgs: done.load(Ordering::Relaxed),
-        secs,
-        lat,
-        rss_kib: rss_kib(),
-        threads: threads(),
-        replayed: 0,
-    }
+    let mut outcome = phase.finish(done.load(Ordering::Relaxed));
+    outcome.lat = lat.merged();
+    outcome
 }
 
 /// The threaded server for the idle measurement (its threads outlive the call; the process exits after).
