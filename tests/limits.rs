@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use msgr::{EntityType, Message, Policy};
+use msgr::{Message, Policy};
 use msgr_actors::{Connection, Dispatcher, Messenger};
 
 /// Records, and takes its time about it.
@@ -50,10 +50,7 @@ async fn run(policy: Policy, config: msgr::Config) -> (Slow, Messenger) {
         Recorder::default(),
         test_config(),
     );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let conn = osd_connection(&cli, &srv).await;
     for i in 0..1500u64 {
         let mut m = numbered(i);
         m.data = vec![7u8; 16 * 1024].into();

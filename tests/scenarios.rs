@@ -29,10 +29,7 @@ async fn simple_mark_down_closes_and_later_sends_fail() {
         "a local mark_down raises no reset"
     );
     // A new get_connection makes a new session that works.
-    let conn2 = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let conn2 = osd_connection(&cli, &srv).await;
     assert_ne!(conn2, conn);
     conn2.send_message(numbered(3)).unwrap();
     wait_for(10, "echo on the new session", || cli_rec.total() == 2).await;
@@ -145,10 +142,7 @@ async fn feature_test_required_features_missing_then_present() {
         cli_rec.clone(),
         test_config(),
     );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let conn = osd_connection(&cli, &srv).await;
     conn.send_message(numbered(1)).unwrap();
     wait_for(10, "refusal", || cli_rec.events(ConnEvent::Reset) == 1).await;
     assert_eq!(srv_rec.total(), 0);
@@ -163,10 +157,7 @@ async fn feature_test_required_features_missing_then_present() {
         test_config(),
     )
     .await;
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let conn = osd_connection(&cli, &srv).await;
     conn.send_message(numbered(2)).unwrap();
     wait_for(10, "echo with the features present", || {
         cli_rec.total() == 1
@@ -195,10 +186,7 @@ async fn timeout_test_idle_connection_is_closed() {
         cli_rec.clone(),
         test_config(),
     );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let conn = osd_connection(&cli, &srv).await;
     conn.send_message(numbered(1)).unwrap();
     wait_for(10, "echo", || cli_rec.total() == 1).await;
     wait_for(10, "the idle server closing the connection", || {
@@ -265,19 +253,13 @@ async fn stateless_test_lossy_client_dies_on_fault_and_a_new_connection_works() 
         cli_rec.clone(),
         test_config(),
     );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let conn = osd_connection(&cli, &srv).await;
     conn.send_message(numbered(1)).unwrap();
     wait_for(10, "echo", || cli_rec.total() == 1).await;
     conn.inject_actor_fault(KillTarget::Reader);
     wait_for(10, "reset", || cli_rec.events(ConnEvent::Reset) == 1).await;
     assert!(conn.is_closed());
-    let conn2 = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let conn2 = osd_connection(&cli, &srv).await;
     conn2.send_message(numbered(2)).unwrap();
     wait_for(10, "echo on a new connection", || cli_rec.total() == 2).await;
     assert_eq!(
@@ -312,14 +294,8 @@ async fn anon_test_two_anonymous_clients_stay_distinct() {
         r2.clone(),
         test_config(),
     );
-    let a = c1
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
-    let b = c2
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let a = osd_connection(&c1, &srv).await;
+    let b = osd_connection(&c2, &srv).await;
     a.send_message(numbered(1)).unwrap();
     b.send_message(numbered(2)).unwrap();
     wait_for(10, "both echoes", || r1.total() == 1 && r2.total() == 1).await;
@@ -349,10 +325,7 @@ async fn client_standby_test_lossless_peer_stands_by_then_reconnects_on_send() {
         test_config(),
     )
     .await;
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let conn = osd_connection(&cli, &srv).await;
     conn.send_message(numbered(1)).unwrap();
     wait_for(10, "echo", || cli_rec.total() == 1).await;
     for c in srv.connections().await {
@@ -487,10 +460,7 @@ async fn markdown_test_mark_down_from_dispatch_1000_rounds_no_stall() {
         test_config(),
     );
     for round in 0..1000u64 {
-        let conn = cli
-            .get_connection(srv.my_addr(), EntityType::OSD)
-            .await
-            .unwrap();
+        let conn = osd_connection(&cli, &srv).await;
         conn.send_message(numbered(round)).unwrap();
         wait_for(10, "delivery in this round", || {
             srv_rec.total() as u64 == round + 1
@@ -541,10 +511,7 @@ async fn an_actix_actor_can_be_the_dispatcher() {
         Recorder::default(),
         test_config(),
     );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let conn = osd_connection(&cli, &srv).await;
     for i in 0..3 {
         conn.send_message(numbered(i)).unwrap();
     }
@@ -559,24 +526,13 @@ async fn an_actix_actor_can_be_the_dispatcher() {
 
 #[actix_rt::test]
 async fn keepalive2_is_answered_and_counted_and_counters_read_as_json() {
-    let srv = server(
-        osd(0),
-        Policy::stateful_server(0),
-        Recorder::echoing(),
-        test_config(),
-    )
-    .await;
-    let cli_rec = Recorder::default();
-    let cli = client(
-        client_name(1),
-        Policy::lossless_client(0),
-        cli_rec.clone(),
-        test_config(),
-    );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let LosslessPair {
+        srv,
+        cli,
+        cli_rec,
+        conn,
+        ..
+    } = lossless_pair().await;
     conn.send_message(numbered(1)).unwrap();
     wait_for(10, "echo", || cli_rec.total() == 1).await;
     assert!(conn.features() & msgr::features::MSGR_KEEPALIVE2 != 0);

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use msgr::{Config, EntityType, Message, Policy};
+use msgr::{Config, Message, Policy};
 use msgr_actors::{ConnEvent, Messenger};
 
 /// Payload: client id in the high 32 bits, message number in the low 32, plus a body whose
@@ -91,10 +91,7 @@ async fn lossless_run(r: Run) {
             .dispatcher(std::sync::Arc::new(rec.clone()))
             .build()
             .unwrap();
-        let conn = m
-            .get_connection(srv.my_addr(), EntityType::OSD)
-            .await
-            .unwrap();
+        let conn = osd_connection(&m, &srv).await;
         clients.push((m, rec, conn));
     }
     for n in 0..r.per_client {
@@ -207,17 +204,11 @@ async fn lossy_run(r: Run) {
         clients.push((m, rec));
     }
     for (c, (m, _)) in clients.iter().enumerate() {
-        let mut conn = m
-            .get_connection(srv.my_addr(), EntityType::OSD)
-            .await
-            .unwrap();
+        let mut conn = osd_connection(m, &srv).await;
         for n in 0..r.per_client {
             if conn.send_message(stamped(c as u64, n, r.size)).is_err() {
                 // Marked down by a fault: a lossy client opens a new session.
-                conn = m
-                    .get_connection(srv.my_addr(), EntityType::OSD)
-                    .await
-                    .unwrap();
+                conn = osd_connection(m, &srv).await;
                 conn.send_message(stamped(c as u64, n, r.size)).unwrap();
             }
             sent += 1;

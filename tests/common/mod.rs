@@ -193,6 +193,13 @@ pub fn init_tracing() {
 
 /// The setup most tests start from: an echoing `stateful_server` OSD and a `lossless_client`
 /// with its connection to it.
+/// `cli`'s session to the OSD messenger `srv`.
+pub async fn osd_connection(cli: &Messenger, srv: &Messenger) -> msgr_actors::Connection {
+    cli.get_connection(srv.my_addr(), EntityType::OSD)
+        .await
+        .expect("connection to the OSD")
+}
+
 pub struct LosslessPair {
     pub srv: Messenger,
     pub srv_rec: Recorder,
@@ -222,10 +229,7 @@ pub async fn lossless_pair_with(config: Config) -> LosslessPair {
         cli_rec.clone(),
         config,
     );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .expect("connection");
+    let conn = osd_connection(&cli, &srv).await;
     LosslessPair {
         srv,
         srv_rec,
