@@ -28,6 +28,17 @@ fn last_json(stdout: &[u8]) -> serde_json::Value {
     serde_json::from_str(line).unwrap()
 }
 
+/// The JSON summary of a run that must have exited successfully (else its stderr is shown).
+fn succeeded_json(out: &std::process::Output) -> serde_json::Value {
+    let s = last_json(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{s}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s
+}
+
 fn lost_total(v: &serde_json::Value) -> u64 {
     v.as_object()
         .unwrap()
@@ -51,12 +62,7 @@ fn cluster_in_one_process_under_socket_failures_loses_nothing_and_converges() {
         ])
         .output()
         .unwrap();
-    let s = last_json(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{s}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let s = succeeded_json(&out);
     assert_eq!(lost_total(&s), 0, "{s}");
     assert_eq!(s["misordered"], 0);
     assert_eq!(s["verify_failures"], 0);
@@ -152,12 +158,7 @@ fn mon_two_osds_and_a_client_as_separate_processes() {
         ])
         .output()
         .unwrap();
-    let s = last_json(&client.stdout);
-    assert!(
-        client.status.success(),
-        "{s}\n{}",
-        String::from_utf8_lossy(&client.stderr)
-    );
+    let s = succeeded_json(&client);
     assert_eq!(s["verify_failures"], 0, "{s}");
     assert_eq!(s["lost_lossless"], 0, "{s}");
     assert!(s["writes_acked"].as_u64().unwrap() > 100, "{s}");
