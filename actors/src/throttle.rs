@@ -50,20 +50,16 @@ impl Throttle {
             .ok()
     }
 
-    /// Takes `units`, waiting while they are not free. Returns the permit and whether it had
-    /// to wait.
-    pub async fn acquire(&self, units: u64) -> (OwnedSemaphorePermit, bool) {
+    /// Takes `units`, waiting while they are not free.
+    pub async fn acquire(&self, units: u64) -> OwnedSemaphorePermit {
         if let Some(p) = self.try_acquire(units) {
-            return (p, false);
+            return p;
         }
-        let n = self.permits(units);
-        let p = self
-            .sem
+        self.sem
             .clone()
-            .acquire_many_owned(n)
+            .acquire_many_owned(self.permits(units))
             .await
-            .expect("throttle semaphores are never closed");
-        (p, true)
+            .expect("throttle semaphores are never closed")
     }
 }
 
@@ -106,12 +102,12 @@ impl ReceiveThrottles {
     pub async fn acquire(&self, bytes: u64) -> ThrottleGuard {
         let mut guard = ThrottleGuard::default();
         if let Some(t) = &self.policy_msgs {
-            guard._policy_msgs = Some(t.acquire(1).await.0);
+            guard._policy_msgs = Some(t.acquire(1).await);
         }
         if let Some(t) = &self.policy_bytes {
-            guard._policy_bytes = Some(t.acquire(bytes).await.0);
+            guard._policy_bytes = Some(t.acquire(bytes).await);
         }
-        guard._dispatch = Some(self.dispatch_bytes.acquire(bytes).await.0);
+        guard._dispatch = Some(self.dispatch_bytes.acquire(bytes).await);
         guard
     }
 }
