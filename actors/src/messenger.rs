@@ -121,8 +121,10 @@ impl MessengerBuilder {
             .collect();
         let _ = shared.dispatch_queues.set(queues);
         let window = Duration::from_micros(shared.config.ms_busy_poll_us);
-        for h in &shared.shards {
-            h.spawn(async move { crate::busy_poll::start_on_this_thread(window) });
+        if !window.is_zero() {
+            for h in &shared.shards {
+                h.spawn(async move { crate::busy_poll::start_on_this_thread(window) });
+            }
         }
         let sh = shared.clone();
         let registry = Registry::start_in_arbiter(&shared.shards[0], move |_| Registry::new(sh));
