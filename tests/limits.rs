@@ -35,15 +35,9 @@ impl Dispatcher for Slow {
 
 async fn run(policy: Policy, config: msgr::Config) -> (Slow, Messenger) {
     let slow = Slow::default();
-    let srv = Messenger::builder(osd(0))
-        .config(config)
-        .default_policy(policy)
-        .dispatcher(Arc::new(slow.clone()))
-        .build()
-        .unwrap();
+    let srv = server_with(osd(0), policy, Arc::new(slow.clone()), config).await;
+    // Before any client connects, so the dispatcher always finds it.
     let _ = slow.messenger.set(srv.clone());
-    srv.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    srv.start().unwrap();
     let cli = client(
         client_name(1),
         Policy::lossless_client(0),

@@ -442,16 +442,15 @@ impl Dispatcher for MarkDowner {
 #[actix_rt::test]
 async fn markdown_test_mark_down_from_dispatch_1000_rounds_no_stall() {
     let srv_rec = Recorder::default();
-    let srv = Messenger::builder(osd(0))
-        .config(test_config())
-        .default_policy(Policy::stateless_server(0))
-        .dispatcher(Arc::new(MarkDowner {
+    let srv = server_with(
+        osd(0),
+        Policy::stateless_server(0),
+        Arc::new(MarkDowner {
             rec: srv_rec.clone(),
-        }))
-        .build()
-        .unwrap();
-    srv.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    srv.start().unwrap();
+        }),
+        test_config(),
+    )
+    .await;
     let cli_rec = Recorder::default();
     let cli = client(
         client_name(1),
@@ -495,16 +494,13 @@ async fn an_actix_actor_can_be_the_dispatcher() {
     use actix::Actor;
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let collector = Collector(seen.clone()).start();
-    let srv = Messenger::builder(osd(0))
-        .config(test_config())
-        .default_policy(Policy::stateful_server(0))
-        .dispatcher(Arc::new(msgr_actors::RecipientDispatcher(
-            collector.recipient(),
-        )))
-        .build()
-        .unwrap();
-    srv.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    srv.start().unwrap();
+    let srv = server_with(
+        osd(0),
+        Policy::stateful_server(0),
+        Arc::new(msgr_actors::RecipientDispatcher(collector.recipient())),
+        test_config(),
+    )
+    .await;
     let cli = client(
         client_name(1),
         Policy::lossless_client(0),

@@ -128,10 +128,20 @@ pub fn test_config() -> Config {
 
 /// A messenger with one policy for every peer type, bound to 127.0.0.1 and started.
 pub async fn server(name: EntityName, policy: Policy, rec: Recorder, config: Config) -> Messenger {
+    server_with(name, policy, Arc::new(rec), config).await
+}
+
+/// [`server`] with any dispatcher.
+pub async fn server_with(
+    name: EntityName,
+    policy: Policy,
+    dispatcher: Arc<dyn msgr_actors::Dispatcher>,
+    config: Config,
+) -> Messenger {
     let m = Messenger::builder(name)
         .config(config)
         .default_policy(policy)
-        .dispatcher(Arc::new(rec))
+        .dispatcher(dispatcher)
         .build()
         .expect("build");
     m.bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
