@@ -19,8 +19,11 @@ use crate::counters::CountersSnapshot;
 use crate::dispatch::{DispatchQueue, Dispatcher};
 use crate::error::MessengerError;
 use crate::net;
-use crate::registry::{GetConnection, ListConnections, MarkDownAll, Registry};
+use crate::registry::{GetConnection, ListConnections, MarkDownAll, Registry, WhenEmpty};
 use crate::shared::Shared;
+
+/// How long [`Messenger::shutdown`] waits for its sessions to flush and close.
+const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
 /// Builds a [`Messenger`].
 pub struct MessengerBuilder {
@@ -350,11 +353,8 @@ impl Messenger {
             })
             .await;
         // Bounded wait for the pipes to flush and unregister.
-        for _ in 0..200 {
-            match registry.send(ListConnections).await {
-                Ok(v) if !v.is_empty() => tokio::time::sleep(Duration::from_millis(10)).await,
-                _ => break,
-            }
+        if let Ok(empty) = registry.send(WhenEmpty).await {
+            let _ = tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, empty).await;
         }
         for a in self.inner.arbiters.lock().expect("arbiters lock").drain(..) {
             a.stop();

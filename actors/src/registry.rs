@@ -52,12 +52,19 @@ pub(crate) struct MarkDownAll {
 #[rtype(result = "Vec<Connection>")]
 pub(crate) struct ListConnections;
 
+/// Resolves the returned receiver once no session is left (at once if none is).
+#[derive(Message)]
+#[rtype(result = "tokio::sync::oneshot::Receiver<()>")]
+pub(crate) struct WhenEmpty;
+
 /// The session table.
 pub struct Registry {
     shared: Arc<Shared>,
     by_addr: HashMap<EntityAddr, (Addr<Pipe>, Connection)>,
     anonymous: HashMap<u64, (Addr<Pipe>, Connection)>,
     shutting_down: bool,
+    /// Who waits for the table to empty (a shutting-down messenger).
+    empty_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Registry {
@@ -67,7 +74,12 @@ impl Registry {
             by_addr: HashMap::new(),
             anonymous: HashMap::new(),
             shutting_down: false,
+            empty_waiters: Vec::new(),
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_addr.is_empty() && self.anonymous.is_empty()
     }
 
     fn pick_shard(&mut self) -> usize {
@@ -150,6 +162,24 @@ impl Handler<Unregister> for Registry {
                 self.by_addr.remove(&key);
             }
         }
+        if self.is_empty() {
+            for waiter in self.empty_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+impl Handler<WhenEmpty> for Registry {
+    type Result = MessageResult<WhenEmpty>;
+    fn handle(&mut self, _: WhenEmpty, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.is_empty() {
+            let _ = tx.send(());
+        } else {
+            self.empty_waiters.push(tx);
+        }
+        MessageResult(rx)
     }
 }
 
