@@ -150,16 +150,25 @@ async fn lossless_run_of_100k_survives_killed_actors_and_cut_connections() {
         .unwrap();
 
     const N: u64 = 100_000;
+    const FAULT_EVERY: u64 = 2_000;
     let done = Arc::new(AtomicBool::new(false));
     let chaos = {
         let (conn, srv, done) = (conn.clone(), srv.clone(), done.clone());
         let proxy_gen = proxy.generation.clone();
         let cuts = proxy.cuts.clone();
+        let echoes = cli_rec.clone();
         tokio::spawn(async move {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
             let mut kills = 0u64;
+            // One fault per FAULT_EVERY echoes (plus some jitter), whatever the machine's
+            // speed: a time-based schedule let a fast run finish between a handful of faults.
+            let mut next_fault_at = FAULT_EVERY;
             while !done.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(rng.gen_range(5..25))).await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                if (echoes.total() as u64) < next_fault_at {
+                    continue;
+                }
+                next_fault_at += rng.gen_range(FAULT_EVERY / 2..FAULT_EVERY * 3 / 2);
                 match rng.gen_range(0..7) {
                     0 => conn.inject_actor_fault(KillTarget::Reader),
                     1 => conn.inject_actor_fault(KillTarget::Writer),
