@@ -93,9 +93,9 @@ async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 failures = 0;
-                Counters::add(&shared.counters.accepts, 1);
+                Counters::add(&shared.counters.unsharded().accepts, 1);
                 if max > 0 && open.load(Ordering::Acquire) >= max {
-                    Counters::add(&shared.counters.accept_refused, 1);
+                    Counters::add(&shared.counters.unsharded().accept_refused, 1);
                     tracing::warn!(%peer, max, "connection limit reached; closing the new connection");
                     continue;
                 }
@@ -115,7 +115,7 @@ async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
                 shared.shards[shard].spawn(async move {
                     if let Err(e) = accept_handshake(std_stream, sh.clone(), shard, slot).await {
                         tracing::info!(%peer, error = %e, "accept failed");
-                        sh.counters.fault(e.kind());
+                        sh.counters.unsharded().fault(e.kind());
                     }
                 });
             }
@@ -181,7 +181,7 @@ async fn accept_handshake(
                 decision,
                 Decision::BadProtoVer | Decision::Features | Decision::BadAuthorizer
             ) {
-                Counters::add(&shared.counters.accept_refused, 1);
+                Counters::add(&shared.counters.unsharded().accept_refused, 1);
                 tracing::info!(%peer, ?decision, host_type = %peer_type, "refusing connect");
             }
             let reply = ReplyContext {

@@ -107,3 +107,60 @@ impl Counters {
         Self::add(c, 1);
     }
 }
+
+/// A messenger's own counters, one set per shard thread (and one for work on no shard, such as
+/// accepting), each on cache lines of its own. A connection counts into its shard's set, so
+/// shard threads never write the same cache line; readers sum the sets.
+#[derive(Debug)]
+pub(crate) struct ShardedCounters {
+    sets: Box<[PaddedCounters]>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct PaddedCounters(Counters);
+
+impl ShardedCounters {
+    /// Sets for `shards` shard threads, plus the one for work on no shard.
+    pub(crate) fn new(shards: usize) -> Self {
+        ShardedCounters {
+            sets: (0..=shards).map(|_| PaddedCounters::default()).collect(),
+        }
+    }
+
+    /// The set that shard `shard`'s connections count into.
+    pub(crate) fn shard(&self, shard: usize) -> &Counters {
+        &self.sets[shard % (self.sets.len() - 1)].0
+    }
+
+    /// The set for work on no shard thread (the accepter).
+    pub(crate) fn unsharded(&self) -> &Counters {
+        &self.sets[self.sets.len() - 1].0
+    }
+
+    /// Every set, summed.
+    pub(crate) fn snapshot(&self) -> CountersSnapshot {
+        let mut total = CountersSnapshot::default();
+        for set in self.sets.iter() {
+            total += set.0.snapshot();
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharded_counters_sum_every_set() {
+        let c = ShardedCounters::new(2);
+        Counters::add(&c.shard(0).msgs_in, 3);
+        Counters::add(&c.shard(1).msgs_in, 4);
+        Counters::add(&c.unsharded().accepts, 1);
+        let s = c.snapshot();
+        assert_eq!((s.msgs_in, s.accepts), (7, 1));
+        assert!(!std::ptr::eq(c.shard(0), c.shard(1)));
+        assert!(!std::ptr::eq(c.shard(1), c.unsharded()));
+    }
+}

@@ -148,7 +148,10 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
                             // it to release the very throttle we are about to wait on.
                             flush(&mut batch, pipe, gen);
                             Counters::add(&s.conn.inner.counters.throttle_waits, 1);
-                            Counters::add(&s.shared.counters.throttle_waits, 1);
+                            Counters::add(
+                                &s.shared.counters.shard(s.conn.inner.shard).throttle_waits,
+                                1,
+                            );
                             s.throttles.acquire(bytes).await
                         }
                     };
@@ -208,7 +211,10 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
             Ok(n) => {
                 timer.progress();
                 Counters::add(&s.conn.inner.counters.bytes_in, n as u64);
-                Counters::add(&s.shared.counters.bytes_in, n as u64);
+                Counters::add(
+                    &s.shared.counters.shard(s.conn.inner.shard).bytes_in,
+                    n as u64,
+                );
                 s.buf.did_read(n);
             }
         }

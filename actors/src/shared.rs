@@ -11,7 +11,7 @@ use actix_rt::ArbiterHandle;
 use msgr::handshake::{protocol_version, Authorizer};
 use msgr::{Config, EntityAddr, EntityName, EntityType, Policy};
 
-use crate::counters::Counters;
+use crate::counters::ShardedCounters;
 use crate::dispatch::{DispatchQueue, Dispatcher};
 use crate::inject::Injector;
 use crate::registry::Registry;
@@ -25,7 +25,7 @@ pub(crate) struct Shared {
     pub(crate) policies: HashMap<EntityType, Policy>,
     pub(crate) dispatchers: Vec<Arc<dyn Dispatcher>>,
     pub(crate) authorizer: Option<Authorizer>,
-    pub(crate) counters: Counters,
+    pub(crate) counters: ShardedCounters,
     pub(crate) injector: Injector,
     pub(crate) dispatch_throttle: Throttle,
     pub(crate) nonce: u32,
@@ -62,7 +62,7 @@ impl Shared {
             policies,
             dispatchers,
             authorizer,
-            counters: Counters::default(),
+            counters: ShardedCounters::new(shards.len()),
             nonce,
             global_seq: AtomicU32::new(0),
             my_addr: RwLock::new(EntityAddr::blank(nonce)),

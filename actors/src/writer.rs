@@ -113,7 +113,10 @@ impl PipeWriter {
         match self.write_now() {
             Ok(n) => {
                 Counters::add(&self.conn.inner.counters.bytes_out, n as u64);
-                Counters::add(&self.shared.counters.bytes_out, n as u64);
+                Counters::add(
+                    &self.shared.counters.shard(self.conn.inner.shard).bytes_out,
+                    n as u64,
+                );
             }
             Err(e) => {
                 self.pipe.do_send(SocketFault {
@@ -145,7 +148,10 @@ impl PipeWriter {
             match res {
                 Ok(n) => {
                     Counters::add(&act.conn.inner.counters.bytes_out, n as u64);
-                    Counters::add(&act.shared.counters.bytes_out, n as u64);
+                    Counters::add(
+                        &act.shared.counters.shard(act.conn.inner.shard).bytes_out,
+                        n as u64,
+                    );
                     act.half = Some(half);
                     if !act.queue.is_empty() {
                         act.start_write(ctx);

@@ -295,7 +295,10 @@ impl Pipe {
     }
 
     fn counters(&self) -> [&Counters; 2] {
-        [&self.conn.inner.counters, &self.shared.counters]
+        [
+            &self.conn.inner.counters,
+            self.shared.counters.shard(self.conn.inner.shard),
+        ]
     }
 
     fn count(&self, f: impl Fn(&Counters) -> &std::sync::atomic::AtomicU64, n: u64) {
@@ -545,8 +548,14 @@ impl Pipe {
         let (State::Open { writer, .. }, Some(enc)) = (&self.state, self.encoder.as_mut()) else {
             return;
         };
-        // Sized up front: a message is at most three chunks, plus one for control frames.
-        let mut chunks = Vec::with_capacity(self.session.pending_len().min(FLUSH_BATCH) * 3 + 1);
+        // Sized up front: a message is at most three chunks, plus one for control frames
+        // (nothing to allocate for a flush with nothing queued, such as a scheduled Flush that
+        // an earlier direct flush already served).
+        let pending = self.session.pending_len().min(FLUSH_BATCH);
+        let mut chunks = match pending {
+            0 => Vec::new(),
+            n => Vec::with_capacity(n * 3 + 1),
+        };
         let mut sent = 0u64;
         while sent < FLUSH_BATCH as u64 {
             // Encoded by reference: the session keeps the message itself until it is acked.
@@ -774,18 +783,27 @@ impl Handler<SendMessage> for Pipe {
 }
 
 impl Pipe {
-    fn queue_message(&mut self, mut msg: Message, ctx: &mut Context<Self>) {
+    fn queue_message(&mut self, msg: Message, ctx: &mut Context<Self>) {
+        if self.enqueue(msg, ctx) {
+            self.schedule_flush(ctx);
+        }
+    }
+
+    /// Queues `msg` on the session (or drops it, closing); true when it now waits for a
+    /// flush of the open socket, which the caller does or schedules.
+    fn enqueue(&mut self, mut msg: Message, ctx: &mut Context<Self>) -> bool {
         if self.closing || matches!(self.state, State::Closed) {
             self.count(|c| &c.dropped, 1);
-            return;
+            return false;
         }
         msg.src = self.shared.name;
         self.session.enqueue(msg);
         match self.state {
-            State::Open { .. } => self.schedule_flush(ctx),
+            State::Open { .. } => return true,
             State::Standby if self.dialable => self.start_connect(ctx),
             _ => {}
         }
+        false
     }
 }
 
@@ -863,8 +881,9 @@ impl Handler<Incoming> for Pipe {
                             crate::connection::absorbing_sends(conn.id(), &mut sent, || {
                                 d.ms_fast_dispatch(conn, m)
                             });
+                            // Flushed at the end of this batch: no Flush to schedule.
                             for msg in sent.drain(..) {
-                                self.queue_message(msg, ctx);
+                                self.enqueue(msg, ctx);
                             }
                             self.absorbed = sent;
                         }
