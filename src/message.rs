@@ -1,6 +1,6 @@
 //! `Message`: a header plus three zero-copy sections, and the trait for typed payloads.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::entity::EntityName;
 use crate::error::DencError;
@@ -99,19 +99,47 @@ impl Message {
 /// Largest front-encoding buffer kept per thread between messages.
 const MAX_SCRATCH: usize = 64 * 1024;
 
-thread_local! {
-    static FRONT_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Size of the per-thread blocks small fronts are carved from (Ceph's bufferlist appends
+/// small pieces into 4 KiB append buffers the same way).
+const FRONT_BLOCK: usize = 4096;
+
+/// Fronts larger than this get an allocation of their own rather than a piece of a block.
+const MAX_CARVED_FRONT: usize = 1024;
+
+/// A thread's front-encoding state: the scratch a payload encodes into, and the block small
+/// fronts are carved from.
+struct FrontBuffers {
+    scratch: Vec<u8>,
+    block: BytesMut,
 }
 
-/// Encodes a front section into a reused per-thread buffer, then copies it out at its exact
-/// size: one allocation per message instead of a growing Vec's several, and a `Bytes` that
-/// needs no shared header (`Bytes::from(Vec)` allocates one when capacity exceeds length).
+thread_local! {
+    static FRONT_BUFFERS: std::cell::RefCell<FrontBuffers> =
+        std::cell::RefCell::new(FrontBuffers { scratch: Vec::new(), block: BytesMut::new() });
+}
+
+/// Encodes a front section into a reused per-thread scratch buffer, then copies it out.
+///
+/// A small front (most are tens to hundreds of bytes) becomes a slice of a per-thread 4 KiB
+/// block: no allocation of its own, one reference count on the block. The block is freed when
+/// its last front is, and reused whole when every front carved from it is gone by the time it
+/// fills. The cost: a long-lived small front keeps its whole block alive (at most 4 KiB). A
+/// large front is copied out at its exact size.
 fn encode_front(encode: impl FnOnce(&mut Vec<u8>)) -> Bytes {
-    FRONT_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => {
+    FRONT_BUFFERS.with(|buffers| match buffers.try_borrow_mut() {
+        Ok(mut buffers) => {
+            let FrontBuffers { scratch, block } = &mut *buffers;
             scratch.clear();
-            encode(&mut scratch);
-            let front = Bytes::copy_from_slice(&scratch);
+            encode(scratch);
+            let front = if scratch.len() > MAX_CARVED_FRONT {
+                Bytes::copy_from_slice(scratch)
+            } else {
+                if block.capacity() < scratch.len() && !block.try_reclaim(FRONT_BLOCK) {
+                    *block = BytesMut::with_capacity(FRONT_BLOCK);
+                }
+                block.extend_from_slice(scratch);
+                block.split().freeze()
+            };
             if scratch.capacity() > MAX_SCRATCH {
                 *scratch = Vec::new();
             }
@@ -142,4 +170,48 @@ pub trait Payload: Sized {
     }
     /// Decodes from a received message (front, and middle / data if the type uses them).
     fn decode_payload(msg: &Message) -> Result<Self, DencError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn front_of(len: usize, fill: u8) -> Bytes {
+        encode_front(|out| out.resize(len, fill))
+    }
+
+    #[test]
+    fn carved_fronts_stay_intact_while_later_ones_are_encoded() {
+        // Sizes that fill blocks unevenly, one larger than a carved front, and empty ones.
+        let sizes = [0usize, 1, 30, 31, 200, 1000, 1024, 1025, 3000, 4096, 17];
+        let mut kept = vec![];
+        for round in 0..300usize {
+            let len = sizes[round % sizes.len()];
+            let fill = (round % 251) as u8;
+            let front = front_of(len, fill);
+            assert_eq!(front.len(), len);
+            // Every other front is dropped at once, so blocks are also reclaimed and reused.
+            if round % 2 == 0 {
+                kept.push((front, fill));
+            }
+        }
+        for (front, fill) in &kept {
+            assert!(front.iter().all(|b| b == fill), "a front was overwritten");
+        }
+    }
+
+    #[test]
+    fn a_block_whose_fronts_are_gone_is_reused() {
+        let first = front_of(64, 1);
+        let at = first.as_ptr();
+        drop(first);
+        // Fill the rest of the block with fronts that are dropped at once; the next front
+        // then starts over at the beginning of the same block.
+        for _ in 1..FRONT_BLOCK / 64 {
+            drop(front_of(64, 2));
+        }
+        let again = front_of(64, 3);
+        assert_eq!(again.as_ptr(), at);
+        assert!(again.iter().all(|&b| b == 3));
+    }
 }

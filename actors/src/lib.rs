@@ -44,6 +44,7 @@ pub mod net;
 pub mod pipe;
 mod read_buffer;
 pub mod reader;
+mod recycle;
 pub mod registry;
 mod shared;
 pub mod throttle;

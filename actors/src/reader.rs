@@ -273,8 +273,8 @@ fn flush(batch: &mut Vec<InFrame>, pipe: &Addr<Pipe>, gen: u64) -> bool {
     if batch.is_empty() {
         return false;
     }
-    // The next batch is likely about as large: allocate it once at that size.
-    let next = Vec::with_capacity(batch.len());
+    // The next batch is likely about as large: room for that many.
+    let next = crate::recycle::batch(batch.len());
     pipe.do_send(Incoming {
         gen,
         frames: std::mem::replace(batch, next),

@@ -192,8 +192,9 @@ impl Handler<Write> for PipeWriter {
             // Usually nothing is left from the last write: take the batch as it is.
             std::mem::swap(&mut self.queue, &mut chunks);
         } else {
-            self.queue.extend(chunks);
+            self.queue.append(&mut chunks);
         }
+        crate::recycle::recycle(chunks);
         self.start_write(ctx);
     }
 }

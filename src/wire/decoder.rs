@@ -131,7 +131,17 @@ impl FrameDecoder {
                     if buf.is_empty() {
                         return Ok(None);
                     }
-                    let tag = buf.get_u8();
+                    let tag = buf[0];
+                    if tag == Tag::Msg as u8 && buf.len() > HEADER_LEN {
+                        // The common case, tag and header both buffered: one advance for both.
+                        let raw: &[u8; HEADER_LEN] =
+                            buf[1..=HEADER_LEN].try_into().expect("slice of HEADER_LEN");
+                        let header = self.check_header(raw)?;
+                        buf.advance(1 + HEADER_LEN);
+                        self.state = State::Body(header);
+                        continue;
+                    }
+                    buf.advance(1);
                     match Tag::from_u8(tag) {
                         Some(Tag::Msg) => self.state = State::MsgHeader,
                         Some(Tag::Ack) => self.state = State::Ack,
@@ -167,17 +177,10 @@ impl FrameDecoder {
                     if buf.len() < HEADER_LEN {
                         return Ok(None);
                     }
-                    let mut raw = [0u8; HEADER_LEN];
-                    buf.copy_to_slice(&mut raw);
-                    let (header, computed) = Header::decode(&raw);
-                    if self.limits.crc_header && computed != header.crc {
-                        return Err(DecodeError::BadCrc {
-                            section: Section::Header,
-                            computed,
-                            sent: header.crc,
-                        });
-                    }
-                    self.check_lengths(&header)?;
+                    let raw: &[u8; HEADER_LEN] =
+                        buf[..HEADER_LEN].try_into().expect("slice of HEADER_LEN");
+                    let header = self.check_header(raw)?;
+                    buf.advance(HEADER_LEN);
                     self.state = State::Body(header);
                 }
                 State::Body(header) => {
@@ -192,6 +195,20 @@ impl FrameDecoder {
                 }
             }
         }
+    }
+
+    /// Decodes a header and checks its CRC and lengths.
+    fn check_header(&self, raw: &[u8; HEADER_LEN]) -> Result<Header, DecodeError> {
+        let (header, computed) = Header::decode(raw);
+        if self.limits.crc_header && computed != header.crc {
+            return Err(DecodeError::BadCrc {
+                section: Section::Header,
+                computed,
+                sent: header.crc,
+            });
+        }
+        self.check_lengths(&header)?;
+        Ok(header)
     }
 
     fn check_lengths(&self, h: &Header) -> Result<(), DecodeError> {
@@ -217,12 +234,21 @@ impl FrameDecoder {
     }
 
     fn finish_message(&self, h: Header, buf: &mut BytesMut) -> Result<Message, DecodeError> {
-        let front = buf.split_to(h.front_len as usize).freeze();
-        let middle = buf.split_to(h.middle_len as usize).freeze();
-        let data = buf.split_to(h.data_len as usize).freeze();
+        // One split for the whole body; the sections are slices of it (an empty one is no
+        // slice at all), and the footer is read in place.
+        let (front_end, middle_end) = (
+            h.front_len as usize,
+            h.front_len as usize + h.middle_len as usize,
+        );
+        let data_end = middle_end + h.data_len as usize;
         let flen = Footer::wire_len(self.msg_auth);
-        let footer = Footer::decode(&buf[..flen], self.msg_auth);
+        let footer = Footer::decode(&buf[data_end..data_end + flen], self.msg_auth);
+        let sections = buf.split_to(data_end).freeze();
         buf.advance(flen);
+        let front = sections.slice(..front_end);
+        let middle = sections.slice(front_end..middle_end);
+        let data = sections.slice(middle_end..);
+        drop(sections);
         if !footer.flags.has(FooterFlags::COMPLETE) {
             return Err(DecodeError::Aborted { seq: h.seq });
         }

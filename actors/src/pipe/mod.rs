@@ -554,7 +554,7 @@ impl Pipe {
         let pending = self.session.pending_len().min(FLUSH_BATCH);
         let mut chunks = match pending {
             0 => Vec::new(),
-            n => Vec::with_capacity(n * 3 + 1),
+            n => crate::recycle::batch(n * 3 + 1),
         };
         let mut sent = 0u64;
         while sent < FLUSH_BATCH as u64 {
@@ -846,7 +846,7 @@ impl Handler<MarkDown> for Pipe {
 
 impl Handler<Incoming> for Pipe {
     type Result = ();
-    fn handle(&mut self, Incoming { gen, frames }: Incoming, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Incoming { gen, mut frames }: Incoming, ctx: &mut Context<Self>) {
         if gen != self.gen || !matches!(self.state, State::Open { .. }) {
             return;
         }
@@ -854,7 +854,7 @@ impl Handler<Incoming> for Pipe {
         let mut accepted = 0;
         let mut need_flush = false;
         let mut closed = false;
-        for f in frames {
+        for f in frames.drain(..) {
             match f {
                 InFrame::Message(m, guard) => {
                     if self.session.receive(m.seq) == Receive::Duplicate {
@@ -909,6 +909,7 @@ impl Handler<Incoming> for Pipe {
                 InFrame::Other(Frame::Message(_)) => unreachable!("the reader wraps messages"),
             }
         }
+        crate::recycle::recycle(frames);
         self.count(|c| &c.msgs_in, accepted);
         self.sync_stats();
         if !items.is_empty() {
