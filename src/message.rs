@@ -99,12 +99,12 @@ impl Message {
 /// Largest front-encoding buffer kept per thread between messages.
 const MAX_SCRATCH: usize = 64 * 1024;
 
-/// Size of the per-thread blocks small fronts are carved from (Ceph's bufferlist appends
-/// small pieces into 4 KiB append buffers the same way).
-const FRONT_BLOCK: usize = 4096;
+/// Size of the per-thread blocks small fronts are carved from. A held front keeps its whole
+/// block alive, so this bounds the memory a queued message can pin beyond its own bytes.
+const FRONT_BLOCK: usize = 2048;
 
 /// Fronts larger than this get an allocation of their own rather than a piece of a block.
-const MAX_CARVED_FRONT: usize = 1024;
+const MAX_CARVED_FRONT: usize = 512;
 
 /// A thread's front-encoding state: the scratch a payload encodes into, and the block small
 /// fronts are carved from.
@@ -120,11 +120,12 @@ thread_local! {
 
 /// Encodes a front section into a reused per-thread scratch buffer, then copies it out.
 ///
-/// A small front (most are tens to hundreds of bytes) becomes a slice of a per-thread 4 KiB
+/// A small front (most are tens to hundreds of bytes) becomes a slice of a per-thread 2 KiB
 /// block: no allocation of its own, one reference count on the block. The block is freed when
 /// its last front is, and reused whole when every front carved from it is gone by the time it
-/// fills. The cost: a long-lived small front keeps its whole block alive (at most 4 KiB). A
-/// large front is copied out at its exact size.
+/// fills. The cost: a long-lived small front keeps its whole block alive, so a message queued
+/// for a long time (a session in standby, say) may hold up to 2 KiB beyond its own bytes. A
+/// front over 512 bytes is copied out at its exact size.
 fn encode_front(encode: impl FnOnce(&mut Vec<u8>)) -> Bytes {
     FRONT_BUFFERS.with(|buffers| match buffers.try_borrow_mut() {
         Ok(mut buffers) => {
@@ -183,7 +184,9 @@ mod tests {
     #[test]
     fn carved_fronts_stay_intact_while_later_ones_are_encoded() {
         // Sizes that fill blocks unevenly, one larger than a carved front, and empty ones.
-        let sizes = [0usize, 1, 30, 31, 200, 1000, 1024, 1025, 3000, 4096, 17];
+        let sizes = [
+            0usize, 1, 30, 31, 200, 511, 512, 513, 1000, 2047, 2048, 4096, 17,
+        ];
         let mut kept = vec![];
         for round in 0..300usize {
             let len = sizes[round % sizes.len()];

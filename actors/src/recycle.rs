@@ -11,11 +11,12 @@ use bytes::Bytes;
 
 use crate::reader::InFrame;
 
-/// Vectors kept per thread and kind: enough for the connections one shard serves at once.
-const MAX_KEPT: usize = 256;
+/// Vectors kept per thread and kind: enough for the batches a shard has in flight at once.
+const MAX_KEPT: usize = 64;
 
-/// Larger vectors are freed rather than kept (a rare huge batch should not stay resident).
-const MAX_KEPT_CAPACITY: usize = 1024;
+/// Larger vectors are freed rather than kept (a rare huge batch should not stay resident), so
+/// a thread keeps at most `MAX_KEPT` × 16 KiB per kind.
+const MAX_KEPT_BYTES: usize = 16 * 1024;
 
 /// One thread's spare vectors of one element type.
 pub(crate) struct FreeList<T> {
@@ -36,7 +37,7 @@ impl<T> FreeList<T> {
     }
 
     fn give(&self, mut v: Vec<T>) {
-        if v.capacity() == 0 || v.capacity() > MAX_KEPT_CAPACITY {
+        if v.capacity() == 0 || v.capacity() * std::mem::size_of::<T>() > MAX_KEPT_BYTES {
             return;
         }
         v.clear();
@@ -100,7 +101,7 @@ mod tests {
 
     #[test]
     fn huge_vectors_are_not_kept() {
-        let v: Vec<Bytes> = Vec::with_capacity(MAX_KEPT_CAPACITY + 1);
+        let v: Vec<Bytes> = Vec::with_capacity(MAX_KEPT_BYTES / std::mem::size_of::<Bytes>() + 1);
         recycle(v);
         assert_eq!(WRITE_BATCHES.with(|f| f.free.borrow().len()), 0);
     }
