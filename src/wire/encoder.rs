@@ -98,7 +98,8 @@ impl FrameEncoder {
         // and pages that are already warm, instead of walking the whole buffer (and making all
         // of it resident, for every connection) before reusing any.
         if self.scratch.is_empty() && self.scratch.capacity() < SCRATCH_CHUNK {
-            self.scratch.try_reclaim(SCRATCH_CHUNK);
+            // False while chunks handed out are still held: then the batch goes after them.
+            let _ = self.scratch.try_reclaim(SCRATCH_CHUNK);
         }
         if self.scratch.capacity() - self.scratch.len() < n {
             self.scratch.reserve(SCRATCH_CHUNK.max(n));
