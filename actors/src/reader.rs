@@ -19,7 +19,7 @@ use crate::inject::Injector;
 use crate::pipe::{Incoming, Pipe, SocketFault};
 use crate::read_buffer::ReadBuffer;
 use crate::shared::Shared;
-use crate::throttle::{ReceiveThrottles, ThrottleGuard};
+use crate::throttle::{ReceiveThrottles, ThrottleGuard, ThrottlePermit};
 
 /// A decoded frame; messages carry the throttle permits taken for them.
 pub(crate) enum InFrame {
@@ -133,7 +133,7 @@ impl Handler<StopReader> for PipeReader {
 /// Reads until the socket fails; returns why.
 async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
     let mut guard: Option<ThrottleGuard> = None;
-    let mut batch: Vec<InFrame> = Vec::new();
+    let mut batch = Batch::default();
     let mut timer = ReadTimer::new();
     loop {
         // Decode everything buffered.
@@ -141,18 +141,18 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
             if guard.is_none() {
                 if let Some(h) = s.decoder.pending_header() {
                     let bytes = h.front_len as u64 + h.middle_len as u64 + h.data_len as u64;
-                    let g = match s.throttles.try_acquire(bytes) {
+                    let g = match s.throttles.try_acquire(bytes, &mut batch.dispatch) {
                         Some(g) => g,
                         None => {
                             // Hand over what we have before waiting: the dispatcher may need
                             // it to release the very throttle we are about to wait on.
-                            flush(&mut batch, pipe, gen);
+                            batch.flush(None, pipe, gen);
                             Counters::add(&s.conn.inner.counters.throttle_waits, 1);
                             Counters::add(
                                 &s.shared.counters.shard(s.conn.inner.shard).throttle_waits,
                                 1,
                             );
-                            s.throttles.acquire(bytes).await
+                            s.throttles.acquire(bytes, &mut batch.dispatch).await
                         }
                     };
                     guard = Some(g);
@@ -161,22 +161,24 @@ async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
             }
             match s.decoder.decode(s.buf.bytes()) {
                 Ok(Some(Frame::Message(m))) => {
-                    batch.push(InFrame::Message(m, guard.take().unwrap_or_default()));
+                    batch
+                        .frames
+                        .push(InFrame::Message(m, guard.take().unwrap_or_default()));
                 }
-                Ok(Some(f)) => batch.push(InFrame::Other(f)),
+                Ok(Some(f)) => batch.frames.push(InFrame::Other(f)),
                 // Stopped at the body gate: take the throttles, then decode the body.
                 Ok(None) if guard.is_none() && s.decoder.pending_header().is_some() => continue,
                 Ok(None) => break,
                 Err(e) => {
-                    flush(&mut batch, pipe, gen);
+                    batch.flush(guard.as_ref(), pipe, gen);
                     return e.into();
                 }
             }
-            if batch.len() >= BATCH {
-                flush(&mut batch, pipe, gen);
+            if batch.frames.len() >= BATCH {
+                batch.flush(guard.as_ref(), pipe, gen);
             }
         }
-        if flush(&mut batch, pipe, gen) && s.buf.more_waiting() {
+        if batch.flush(guard.as_ref(), pipe, gen) && s.buf.more_waiting() {
             // The socket likely has more: let the Pipe take this batch before reading on, so
             // it dispatches while the bytes are in cache and frees the buffer they sit in
             // (else the reader runs many reads ahead and every read needs a new buffer).
@@ -268,18 +270,35 @@ impl ReadTimer {
 /// A deadline beyond any configured timeout (tokio's timer wheel spans about two years).
 const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Hands the batch to the Pipe; false if there was nothing to hand.
-fn flush(batch: &mut Vec<InFrame>, pipe: &Addr<Pipe>, gen: u64) -> bool {
-    if batch.is_empty() {
-        return false;
+/// The frames decoded since the last hand-over, and the dispatch-throttle permit that holds
+/// their units.
+#[derive(Default)]
+struct Batch {
+    frames: Vec<InFrame>,
+    dispatch: Option<ThrottlePermit>,
+}
+
+impl Batch {
+    /// Hands the frames and their permit to the Pipe; false if there was nothing to hand.
+    /// `pending`: the guard of a message whose header was admitted but whose body is not
+    /// decoded yet; its dispatch units stay here, for the next batch.
+    fn flush(&mut self, pending: Option<&ThrottleGuard>, pipe: &Addr<Pipe>, gen: u64) -> bool {
+        if self.frames.is_empty() {
+            return false;
+        }
+        let carried = match (self.dispatch.as_mut(), pending) {
+            (Some(permit), Some(g)) => Some(permit.split(g.dispatch_units())),
+            _ => None,
+        };
+        // The next batch is likely about as large: room for that many.
+        let next = crate::recycle::batch(self.frames.len());
+        pipe.do_send(Incoming {
+            gen,
+            frames: std::mem::replace(&mut self.frames, next),
+            dispatch: std::mem::replace(&mut self.dispatch, carried),
+        });
+        true
     }
-    // The next batch is likely about as large: room for that many.
-    let next = crate::recycle::batch(batch.len());
-    pipe.do_send(Incoming {
-        gen,
-        frames: std::mem::replace(batch, next),
-    });
-    true
 }
 
 #[cfg(test)]

@@ -28,11 +28,60 @@ struct Inner {
     released: Notify,
 }
 
+impl Inner {
+    /// Takes `units` (at most the whole budget, so one huge message can still pass alone) if
+    /// they are free, ignoring waiters; returns the units taken.
+    fn take(&self, units: u64) -> Option<u64> {
+        let units = units.min(self.capacity);
+        self.available
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| a.checked_sub(units))
+            .ok()?;
+        Some(units)
+    }
+}
+
 /// Units taken from a [`Throttle`]; dropping it gives them back.
 #[derive(Debug)]
 pub struct ThrottlePermit {
     inner: Arc<Inner>,
     units: u64,
+}
+
+impl ThrottlePermit {
+    /// Takes `units` more from the same throttle if they are free right now and nobody waits;
+    /// returns the units taken (at most the whole budget, as for a new permit).
+    pub fn try_grow(&mut self, units: u64) -> Option<u64> {
+        if self.inner.waiters.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let taken = self.inner.take(units)?;
+        self.units += taken;
+        Some(taken)
+    }
+
+    /// Moves `units` (at most all this permit holds) into a permit of their own.
+    pub fn split(&mut self, units: u64) -> ThrottlePermit {
+        let units = units.min(self.units);
+        self.units -= units;
+        ThrottlePermit {
+            inner: self.inner.clone(),
+            units,
+        }
+    }
+
+    /// Takes over the units of `other`, a permit of the same throttle.
+    pub fn absorb(&mut self, mut other: ThrottlePermit) {
+        debug_assert!(
+            Arc::ptr_eq(&self.inner, &other.inner),
+            "permits of one throttle"
+        );
+        self.units += std::mem::take(&mut other.units);
+    }
+
+    /// The units this permit holds.
+    pub fn units(&self) -> u64 {
+        self.units
+    }
 }
 
 impl Drop for ThrottlePermit {
@@ -70,14 +119,9 @@ impl Throttle {
         self.inner.capacity
     }
 
-    /// Takes `units` (at most the whole budget, so one huge message can still pass alone) if
-    /// they are free, ignoring waiters.
+    /// Takes `units` if they are free, ignoring waiters.
     fn take(&self, units: u64) -> Option<ThrottlePermit> {
-        let units = units.min(self.inner.capacity);
-        self.inner
-            .available
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| a.checked_sub(units))
-            .ok()?;
+        let units = self.inner.take(units)?;
         Some(ThrottlePermit {
             inner: self.inner.clone(),
             units,
@@ -123,11 +167,35 @@ impl Drop for WaiterGuard<'_> {
 }
 
 /// Permits a received message holds until it is dispatched; dropping it releases them.
+///
+/// Its share of the messenger-wide dispatch throttle is normally held by the permit of the
+/// read batch it arrived in (see [`ReceiveThrottles::try_acquire`]): taking and giving back
+/// one permit per message would put four atomic operations per message on a cache line that
+/// every shard thread writes. It moves into a permit of its own only when the message is
+/// queued for later dispatch ([`detach_dispatch`](Self::detach_dispatch)).
 #[derive(Debug, Default)]
 pub struct ThrottleGuard {
-    _dispatch: Option<ThrottlePermit>,
+    dispatch: Option<ThrottlePermit>,
+    dispatch_units: u64,
     _policy_bytes: Option<ThrottlePermit>,
     _policy_msgs: Option<ThrottlePermit>,
+}
+
+impl ThrottleGuard {
+    /// Moves this message's dispatch units out of its batch's permit into a permit of its
+    /// own, for a message that outlives the handling of its batch.
+    pub fn detach_dispatch(&mut self, batch: &mut Option<ThrottlePermit>) {
+        if self.dispatch.is_none() {
+            if let Some(batch) = batch {
+                self.dispatch = Some(batch.split(self.dispatch_units));
+            }
+        }
+    }
+
+    /// The dispatch units this message accounts for in its batch's permit.
+    pub fn dispatch_units(&self) -> u64 {
+        self.dispatch_units
+    }
 }
 
 /// The throttles one connection's reader takes from.
@@ -143,8 +211,13 @@ pub struct ReceiveThrottles {
 
 impl ReceiveThrottles {
     /// Takes every throttle for a message of `bytes` if all are free right now; otherwise
-    /// takes none (what was taken is released) and returns `None`.
-    pub fn try_acquire(&self, bytes: u64) -> Option<ThrottleGuard> {
+    /// takes none (what was taken is released) and returns `None`. The dispatch units join
+    /// `batch`, the permit of the current read batch (started if there is none).
+    pub fn try_acquire(
+        &self,
+        bytes: u64,
+        batch: &mut Option<ThrottlePermit>,
+    ) -> Option<ThrottleGuard> {
         let mut guard = ThrottleGuard::default();
         if let Some(t) = &self.policy_msgs {
             guard._policy_msgs = Some(t.try_acquire(1)?);
@@ -152,13 +225,22 @@ impl ReceiveThrottles {
         if let Some(t) = &self.policy_bytes {
             guard._policy_bytes = Some(t.try_acquire(bytes)?);
         }
-        guard._dispatch = Some(self.dispatch_bytes.try_acquire(bytes)?);
+        guard.dispatch_units = match batch {
+            Some(permit) => permit.try_grow(bytes)?,
+            None => {
+                let permit = self.dispatch_bytes.try_acquire(bytes)?;
+                let units = permit.units();
+                *batch = Some(permit);
+                units
+            }
+        };
         Some(guard)
     }
 
     /// Takes every throttle for a message of `bytes`, in Ceph's order (policy, then dispatch),
-    /// waiting while any is exhausted.
-    pub async fn acquire(&self, bytes: u64) -> ThrottleGuard {
+    /// waiting while any is exhausted. Call with the previous batch handed over (`batch` is
+    /// `None`): the dispatch permit taken starts the next batch.
+    pub async fn acquire(&self, bytes: u64, batch: &mut Option<ThrottlePermit>) -> ThrottleGuard {
         let mut guard = ThrottleGuard::default();
         if let Some(t) = &self.policy_msgs {
             guard._policy_msgs = Some(t.acquire(1).await);
@@ -166,7 +248,14 @@ impl ReceiveThrottles {
         if let Some(t) = &self.policy_bytes {
             guard._policy_bytes = Some(t.acquire(bytes).await);
         }
-        guard._dispatch = Some(self.dispatch_bytes.acquire(bytes).await);
+        let permit = self.dispatch_bytes.acquire(bytes).await;
+        guard.dispatch_units = permit.units();
+        match batch {
+            // Not expected (the reader hands its batch over before it waits), but the units
+            // are accounted in the batch either way.
+            Some(b) => b.absorb(permit),
+            None => *batch = Some(permit),
+        }
         guard
     }
 }
@@ -186,26 +275,55 @@ mod tests {
     #[test]
     fn try_acquire_takes_all_or_nothing() {
         let t = throttles(100, 1000, 10);
-        let g = t.try_acquire(60).expect("everything free");
+        let mut batch = None;
+        let g = t.try_acquire(60, &mut batch).expect("everything free");
         assert_eq!(t.dispatch_bytes.available(), 40);
         // The dispatch throttle is short: the policy permits taken first are given back.
-        assert!(t.try_acquire(60).is_none());
+        assert!(t.try_acquire(60, &mut batch).is_none());
         assert_eq!(t.policy_bytes.as_ref().unwrap().available(), 940);
         assert_eq!(t.policy_msgs.as_ref().unwrap().available(), 9);
+        assert_eq!(batch.as_ref().map(ThrottlePermit::units), Some(60));
         drop(g);
+        assert_eq!(t.policy_msgs.as_ref().unwrap().available(), 10);
+        // The dispatch units are the batch's: released with it.
+        assert_eq!(t.dispatch_bytes.available(), 40);
+        drop(batch);
         assert_eq!(t.dispatch_bytes.available(), 100);
-        assert!(t.try_acquire(60).is_some());
     }
 
     #[test]
     fn a_message_larger_than_a_throttle_takes_all_of_it() {
         let t = throttles(100, 1000, 10);
-        let g = t.try_acquire(5000).expect("one huge message passes alone");
+        let mut batch = None;
+        let g = t
+            .try_acquire(5000, &mut batch)
+            .expect("one huge message passes alone");
         assert_eq!(t.dispatch_bytes.available(), 0);
         assert_eq!(t.policy_bytes.as_ref().unwrap().available(), 0);
-        assert!(t.try_acquire(1).is_none());
-        drop(g);
+        assert!(t.try_acquire(1, &mut batch).is_none());
+        drop((g, batch));
         assert_eq!(t.dispatch_bytes.available(), 100);
+    }
+
+    #[test]
+    fn a_batch_holds_its_messages_units_and_a_detached_message_takes_its_own() {
+        let t = throttles(1000, 1000, 10);
+        let mut batch = None;
+        let mut guards: Vec<ThrottleGuard> = (0..3)
+            .map(|_| t.try_acquire(100, &mut batch).unwrap())
+            .collect();
+        assert_eq!(batch.as_ref().unwrap().units(), 300);
+        assert_eq!(t.dispatch_bytes.available(), 700);
+        // One message is queued for later dispatch: its units leave the batch with it.
+        let mut queued = guards.pop().unwrap();
+        queued.detach_dispatch(&mut batch);
+        assert_eq!(batch.as_ref().unwrap().units(), 200);
+        // The batch is handled: the rest comes back, the queued message still holds 100.
+        drop(guards);
+        drop(batch);
+        assert_eq!(t.dispatch_bytes.available(), 900);
+        drop(queued);
+        assert_eq!(t.dispatch_bytes.available(), 1000);
     }
 
     #[tokio::test]

@@ -61,12 +61,14 @@ pub(crate) struct MarkDown {
     pub(crate) graceful: bool,
 }
 
-/// PipeReader → Pipe: frames decoded from socket generation `gen`.
+/// PipeReader → Pipe: frames decoded from socket generation `gen`, and the dispatch-throttle
+/// permit holding their messages' units (released once the batch is handled).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Incoming {
     pub(crate) gen: u64,
     pub(crate) frames: Vec<InFrame>,
+    pub(crate) dispatch: Option<crate::throttle::ThrottlePermit>,
 }
 
 /// PipeReader / PipeWriter → Pipe: socket generation `gen` failed.
@@ -846,7 +848,15 @@ impl Handler<MarkDown> for Pipe {
 
 impl Handler<Incoming> for Pipe {
     type Result = ();
-    fn handle(&mut self, Incoming { gen, mut frames }: Incoming, ctx: &mut Context<Self>) {
+    fn handle(
+        &mut self,
+        Incoming {
+            gen,
+            mut frames,
+            mut dispatch,
+        }: Incoming,
+        ctx: &mut Context<Self>,
+    ) {
         if gen != self.gen || !matches!(self.state, State::Open { .. }) {
             return;
         }
@@ -856,7 +866,7 @@ impl Handler<Incoming> for Pipe {
         let mut closed = false;
         for f in frames.drain(..) {
             match f {
-                InFrame::Message(m, guard) => {
+                InFrame::Message(m, mut guard) => {
                     if self.session.receive(m.seq) == Receive::Duplicate {
                         tracing::debug!(
                             seq = m.seq,
@@ -887,7 +897,11 @@ impl Handler<Incoming> for Pipe {
                             }
                             self.absorbed = sent;
                         }
-                        None => items.push(DispatchItem::message(m, guard)),
+                        None => {
+                            // Dispatched after this batch is handled: its units go with it.
+                            guard.detach_dispatch(&mut dispatch);
+                            items.push(DispatchItem::message(m, guard))
+                        }
                     }
                 }
                 InFrame::Other(Frame::Ack(seq)) => {
