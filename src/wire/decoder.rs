@@ -5,7 +5,7 @@
 //! (`split_to(..).freeze()`: no copy). Every length from the peer is checked against the cap
 //! before the decoder asks for that many bytes, so a peer cannot make us allocate past it.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::crc::ceph_crc32c;
 use super::header::{Footer, FooterFlags, Header, HEADER_LEN};
@@ -234,21 +234,15 @@ impl FrameDecoder {
     }
 
     fn finish_message(&self, h: Header, buf: &mut BytesMut) -> Result<Message, DecodeError> {
-        // One split for the whole body; the sections are slices of it (an empty one is no
-        // slice at all), and the footer is read in place.
-        let (front_end, middle_end) = (
-            h.front_len as usize,
-            h.front_len as usize + h.middle_len as usize,
-        );
-        let data_end = middle_end + h.data_len as usize;
+        // Each non-empty section is split off the read buffer (one reference each, no copy);
+        // the footer is read in place.
+        let data_end = h.front_len as usize + h.middle_len as usize + h.data_len as usize;
         let flen = Footer::wire_len(self.msg_auth);
         let footer = Footer::decode(&buf[data_end..data_end + flen], self.msg_auth);
-        let sections = buf.split_to(data_end).freeze();
+        let front = take_section(buf, h.front_len);
+        let middle = take_section(buf, h.middle_len);
+        let data = take_section(buf, h.data_len);
         buf.advance(flen);
-        let front = sections.slice(..front_end);
-        let middle = sections.slice(front_end..middle_end);
-        let data = sections.slice(middle_end..);
-        drop(sections);
         if !footer.flags.has(FooterFlags::COMPLETE) {
             return Err(DecodeError::Aborted { seq: h.seq });
         }
@@ -272,6 +266,14 @@ impl FrameDecoder {
             middle,
             data,
         })
+    }
+}
+
+/// The next `len` bytes of `buf` as a section (an empty one takes no reference to `buf`).
+fn take_section(buf: &mut BytesMut, len: u32) -> Bytes {
+    match len {
+        0 => Bytes::new(),
+        n => buf.split_to(n as usize).freeze(),
     }
 }
 
