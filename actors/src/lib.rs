@@ -34,6 +34,7 @@
 
 pub mod accepter;
 mod busy_poll;
+mod closing;
 pub mod connection;
 pub mod counters;
 pub mod dispatch;

@@ -352,10 +352,15 @@ impl Messenger {
                 shutting_down: true,
             })
             .await;
-        // Bounded wait for the pipes to flush and unregister.
-        if let Ok(empty) = registry.send(WhenEmpty).await {
-            let _ = tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, empty).await;
-        }
+        // Bounded wait for the pipes to unregister and for their writers to finish writing
+        // what they were handed (a Pipe leaves the registry before its writer is done).
+        let flushed = async {
+            if let Ok(empty) = registry.send(WhenEmpty).await {
+                let _ = empty.await;
+            }
+            self.shared.closing.all_done().await;
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, flushed).await;
         for a in self.inner.arbiters.lock().expect("arbiters lock").drain(..) {
             a.stop();
         }

@@ -12,6 +12,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Instant;
 
+use crate::closing::ClosingGuard;
 use crate::connection::Connection;
 use crate::counters::Counters;
 use crate::error::PipeError;
@@ -44,6 +45,8 @@ pub struct PipeReader {
     io: Option<ReadState>,
     pipe: Addr<Pipe>,
     gen: u64,
+    /// Held while draining after a graceful close (see [`DrainUntilClosed`]).
+    _closing: Option<ClosingGuard>,
 }
 
 struct ReadState {
@@ -89,6 +92,7 @@ impl PipeReader {
             }),
             pipe,
             gen,
+            _closing: None,
         }
     }
 }
@@ -120,6 +124,26 @@ impl PipeReader {
             gen: self.gen,
             error: PipeError::ActorKilled,
         });
+    }
+}
+
+/// Graceful close: keep reading (what arrives goes nowhere) until the peer closes too, for at
+/// most [`DRAIN_LIMIT`]. Closing a socket with unread bytes in its receive buffer (the peer's
+/// ACKs, say) makes the kernel send a reset, and a reset makes the peer's kernel discard what
+/// it received and its application has not read yet: the tail of what our writer just wrote.
+/// The guard counts the close as in progress until the reader is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct DrainUntilClosed(pub(crate) ClosingGuard);
+
+/// Longest a reader drains after a graceful close.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+impl Handler<DrainUntilClosed> for PipeReader {
+    type Result = ();
+    fn handle(&mut self, DrainUntilClosed(closing): DrainUntilClosed, ctx: &mut Context<Self>) {
+        self._closing = Some(closing);
+        ctx.run_later(DRAIN_LIMIT, |_, ctx| ctx.stop());
     }
 }
 

@@ -11,6 +11,7 @@ use actix_rt::ArbiterHandle;
 use msgr::handshake::{protocol_version, Authorizer};
 use msgr::{Config, EntityAddr, EntityName, EntityType, Policy};
 
+use crate::closing::ClosingSockets;
 use crate::counters::ShardedCounters;
 use crate::dispatch::{DispatchQueue, Dispatcher};
 use crate::inject::Injector;
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) counters: ShardedCounters,
     pub(crate) injector: Injector,
     pub(crate) dispatch_throttle: Throttle,
+    /// Writers still finishing a graceful close (see `closing.rs`).
+    pub(crate) closing: Arc<ClosingSockets>,
     pub(crate) nonce: u32,
     global_seq: AtomicU32,
     /// Our address; its IP may be learned from the first peer (written rarely).
@@ -57,6 +60,7 @@ impl Shared {
             name,
             injector: Injector::from_config(&config),
             dispatch_throttle: Throttle::new(config.ms_dispatch_throttle_bytes),
+            closing: Arc::default(),
             config,
             default_policy,
             policies,

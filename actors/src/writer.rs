@@ -9,6 +9,7 @@ use bytes::{Buf, Bytes};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 
+use crate::closing::ClosingGuard;
 use crate::connection::Connection;
 use crate::counters::Counters;
 use crate::error::PipeError;
@@ -21,10 +22,11 @@ use crate::shared::Shared;
 #[rtype(result = "()")]
 pub(crate) struct Write(pub(crate) Vec<Bytes>);
 
-/// Write what is queued, then close the socket and stop (graceful shutdown).
+/// Write what is queued, then close the socket and stop (graceful shutdown). The guard counts
+/// the close as in progress until the writer is gone.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct CloseAfterFlush;
+pub(crate) struct CloseAfterFlush(pub(crate) ClosingGuard);
 
 /// Stop now; unwritten data is dropped (the Pipe still holds unacked messages).
 #[derive(Message)]
@@ -37,6 +39,8 @@ pub struct PipeWriter {
     queue: Vec<Bytes>,
     writing: bool,
     close_after: bool,
+    /// Held from `CloseAfterFlush` until this writer is dropped.
+    _closing: Option<ClosingGuard>,
     pipe: Addr<Pipe>,
     gen: u64,
     injector: Injector,
@@ -61,6 +65,7 @@ impl PipeWriter {
             queue: Vec::new(),
             writing: false,
             close_after: false,
+            _closing: None,
             pipe,
             gen,
             injector,
@@ -201,8 +206,9 @@ impl Handler<Write> for PipeWriter {
 
 impl Handler<CloseAfterFlush> for PipeWriter {
     type Result = ();
-    fn handle(&mut self, _: CloseAfterFlush, ctx: &mut Context<Self>) {
+    fn handle(&mut self, CloseAfterFlush(closing): CloseAfterFlush, ctx: &mut Context<Self>) {
         self.close_after = true;
+        self._closing = Some(closing);
         if !self.writing && self.queue.is_empty() {
             self.shutdown_and_stop(ctx);
         }

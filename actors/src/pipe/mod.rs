@@ -38,7 +38,7 @@ use crate::counters::Counters;
 use crate::dispatch::{ConnEvent, Deliver, DispatchItem};
 use crate::error::PipeError;
 use crate::net;
-use crate::reader::{InFrame, PipeReader, ReaderConfig, StopReader};
+use crate::reader::{DrainUntilClosed, InFrame, PipeReader, ReaderConfig, StopReader};
 use crate::registry::Unregister;
 use crate::shared::Shared;
 use crate::throttle::{ReceiveThrottles, Throttle};
@@ -836,9 +836,10 @@ impl Handler<MarkDown> for Pipe {
             if let State::Open { reader, writer } =
                 std::mem::replace(&mut self.state, State::Standby)
             {
-                // The writer finishes what it has, then closes; it is no longer ours to stop.
-                writer.do_send(CloseAfterFlush);
-                reader.do_send(StopReader);
+                // The writer finishes what it has, then closes; the reader reads on until the
+                // peer closes too. Neither is ours to stop any more.
+                writer.do_send(CloseAfterFlush(self.shared.closing.start()));
+                reader.do_send(DrainUntilClosed(self.shared.closing.start()));
             }
         }
         self.closing = true;
