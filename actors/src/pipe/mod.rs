@@ -832,7 +832,11 @@ impl Handler<MarkDown> for Pipe {
             return;
         }
         if graceful {
+            // Everything queued goes to the writer (a flush takes at most FLUSH_BATCH).
             self.flush(ctx);
+            while matches!(self.state, State::Open { .. }) && self.session.has_pending() {
+                self.flush(ctx);
+            }
             if let State::Open { reader, writer } =
                 std::mem::replace(&mut self.state, State::Standby)
             {
