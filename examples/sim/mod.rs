@@ -59,6 +59,18 @@ impl LossTracker {
         if env.seq < *n {
             self.misordered.fetch_add(1, Ordering::Relaxed);
         } else {
+            if env.seq > *n {
+                // Rare by design (a lossless session must never skip): say exactly where, so a
+                // failing run can be traced.
+                eprintln!(
+                    "loss: on connection {} (peer {}) from sender connection {}: expected seq {}, got {}",
+                    conn.id(),
+                    conn.peer_name(),
+                    env.conn,
+                    *n,
+                    env.seq
+                );
+            }
             self.lost.fetch_add(env.seq - *n, Ordering::Relaxed);
             *n = env.seq + 1;
         }
