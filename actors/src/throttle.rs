@@ -29,6 +29,14 @@ struct Inner {
 }
 
 impl Inner {
+    /// Like [`take`](Self::take), but refuses while anyone waits for units.
+    fn try_take(&self, units: u64) -> Option<u64> {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        self.take(units)
+    }
+
     /// Takes `units` (at most the whole budget, so one huge message can still pass alone) if
     /// they are free, ignoring waiters; returns the units taken.
     fn take(&self, units: u64) -> Option<u64> {
@@ -51,10 +59,7 @@ impl ThrottlePermit {
     /// Takes `units` more from the same throttle if they are free right now and nobody waits;
     /// returns the units taken (at most the whole budget, as for a new permit).
     pub fn try_grow(&mut self, units: u64) -> Option<u64> {
-        if self.inner.waiters.load(Ordering::SeqCst) > 0 {
-            return None;
-        }
-        let taken = self.inner.take(units)?;
+        let taken = self.inner.try_take(units)?;
         self.units += taken;
         Some(taken)
     }
@@ -119,21 +124,17 @@ impl Throttle {
         self.inner.capacity
     }
 
-    /// Takes `units` if they are free, ignoring waiters.
-    fn take(&self, units: u64) -> Option<ThrottlePermit> {
-        let units = self.inner.take(units)?;
-        Some(ThrottlePermit {
+    /// A permit for `units` already taken from this throttle.
+    fn permit(&self, units: u64) -> ThrottlePermit {
+        ThrottlePermit {
             inner: self.inner.clone(),
             units,
-        })
+        }
     }
 
     /// Takes `units` if they are free right now and nobody is waiting for units.
     pub fn try_acquire(&self, units: u64) -> Option<ThrottlePermit> {
-        if self.inner.waiters.load(Ordering::SeqCst) > 0 {
-            return None;
-        }
-        self.take(units)
+        Some(self.permit(self.inner.try_take(units)?))
     }
 
     /// Takes `units`, waiting while they are not free.
@@ -149,8 +150,8 @@ impl Throttle {
             // Registered before the attempt: a release between the attempt and the await
             // still wakes us.
             released.as_mut().enable();
-            if let Some(p) = self.take(units) {
-                return p;
+            if let Some(units) = self.inner.take(units) {
+                return self.permit(units);
             }
             released.await;
         }

@@ -131,17 +131,7 @@ impl FrameDecoder {
                     if buf.is_empty() {
                         return Ok(None);
                     }
-                    let tag = buf[0];
-                    if tag == Tag::Msg as u8 && buf.len() > HEADER_LEN {
-                        // The common case, tag and header both buffered: one advance for both.
-                        let raw: &[u8; HEADER_LEN] =
-                            buf[1..=HEADER_LEN].try_into().expect("slice of HEADER_LEN");
-                        let header = self.check_header(raw)?;
-                        buf.advance(1 + HEADER_LEN);
-                        self.state = State::Body(header);
-                        continue;
-                    }
-                    buf.advance(1);
+                    let tag = buf.get_u8();
                     match Tag::from_u8(tag) {
                         Some(Tag::Msg) => self.state = State::MsgHeader,
                         Some(Tag::Ack) => self.state = State::Ack,

@@ -833,9 +833,11 @@ impl Handler<MarkDown> for Pipe {
         }
         if graceful {
             // Everything queued goes to the writer (a flush takes at most FLUSH_BATCH).
-            self.flush(ctx);
-            while matches!(self.state, State::Open { .. }) && self.session.has_pending() {
+            loop {
                 self.flush(ctx);
+                if !(matches!(self.state, State::Open { .. }) && self.session.has_pending()) {
+                    break;
+                }
             }
             if let State::Open { reader, writer } =
                 std::mem::replace(&mut self.state, State::Standby)
