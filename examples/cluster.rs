@@ -95,6 +95,14 @@ async fn workload(client: &Client, args: &Args, status: impl Fn(u64)) -> u64 {
 #[actix::main]
 async fn main() {
     let args = Args::parse();
+    // Quiet unless asked: RUST_LOG=msgr_actors=debug traces every fault and handshake.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let code = match args.role.as_str() {
         "mon" => run_mon(&args).await,
         "osd" => run_osd(&args).await,

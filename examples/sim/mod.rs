@@ -52,7 +52,9 @@ pub struct LossTracker {
 }
 
 impl LossTracker {
-    pub fn observe(&self, conn: &Connection, env: Envelope) {
+    /// Accounts one received envelope; `msgr_seq` (the session seq it arrived with) is only
+    /// reported, to tell a gap in the session from one above it.
+    pub fn observe(&self, conn: &Connection, env: Envelope, msgr_seq: u64) {
         self.received.fetch_add(1, Ordering::Relaxed);
         let mut next = self.next.lock().unwrap();
         let n = next.entry((conn.id(), env.conn)).or_insert(env.seq);
@@ -63,12 +65,13 @@ impl LossTracker {
                 // Rare by design (a lossless session must never skip): say exactly where, so a
                 // failing run can be traced.
                 eprintln!(
-                    "loss: on connection {} (peer {}) from sender connection {}: expected seq {}, got {}",
+                    "loss: on connection {} (peer {}) from sender connection {}: expected seq {}, got {} (session seq {})",
                     conn.id(),
                     conn.peer_name(),
                     env.conn,
                     *n,
-                    env.seq
+                    env.seq,
+                    msgr_seq
                 );
             }
             self.lost.fetch_add(env.seq - *n, Ordering::Relaxed);
@@ -82,8 +85,21 @@ impl LossTracker {
         conn: &Connection,
         msg: &msgr::Message,
     ) -> Option<P> {
-        let p = msg.decode_payload::<P>().ok()?;
-        self.observe(conn, p.envelope());
+        let p = match msg.decode_payload::<P>() {
+            Ok(p) => p,
+            Err(e) => {
+                // Counted as lost: a message the sim cannot read is one it did not get.
+                eprintln!(
+                    "undecodable message type {} seq {} on connection {}: {e}",
+                    msg.msg_type,
+                    msg.seq,
+                    conn.id()
+                );
+                self.lost.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        };
+        self.observe(conn, p.envelope(), msg.seq);
         Some(p)
     }
 

@@ -9,6 +9,8 @@
 //! survives the restart.
 
 mod handshake;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use handshake::read_more;
 
@@ -427,6 +429,12 @@ impl Pipe {
         res: Result<handshake::ConnectOutcome, PipeError>,
         ctx: &mut Context<Self>,
     ) {
+        if !matches!(self.state, State::Connecting(_)) {
+            // Every change away from Connecting cancels the dial; one that finishes anyway
+            // must not open a second socket for the session. Its socket just closes.
+            tracing::warn!(peer = %self.conn.peer_addr(), state = self.state.name(), "ignoring a dial that is no longer current");
+            return;
+        }
         let out = match res {
             Ok(out) => out,
             Err(e) => return self.fault(e, ctx),
@@ -701,6 +709,11 @@ impl Pipe {
         slot: Option<SocketSlot>,
         ctx: &mut Context<Self>,
     ) {
+        if !matches!(self.state, State::Accepting(_)) {
+            // As for dials (see on_connected): a superseded accept never opens.
+            tracing::warn!(peer = %self.conn.peer_addr(), state = self.state.name(), "ignoring an accept that is no longer current");
+            return;
+        }
         let (stream, inbuf, acc) = match res {
             Ok(v) => v,
             Err(e) => {
@@ -874,13 +887,23 @@ impl Handler<Incoming> for Pipe {
         for f in frames.drain(..) {
             match f {
                 InFrame::Message(m, mut guard) => {
-                    if self.session.receive(m.seq) == Receive::Duplicate {
-                        tracing::debug!(
+                    let in_seq = self.session.in_seq();
+                    match self.session.receive(m.seq) {
+                        Receive::Duplicate => {
+                            tracing::debug!(seq = m.seq, in_seq, "dropping duplicate message");
+                            continue;
+                        }
+                        // Ceph accepts a gap too ("missed message?"); on a lossless session
+                        // it means the peer skipped seqs, so it is worth a warning.
+                        Receive::Accept { gap: true } => tracing::warn!(
+                            peer = %self.conn.peer_addr(),
+                            conn = self.conn.id(),
                             seq = m.seq,
-                            in_seq = self.session.in_seq(),
-                            "dropping duplicate message"
-                        );
-                        continue;
+                            in_seq,
+                            lossy = self.session.is_lossy(),
+                            "missed message? seqs were skipped"
+                        ),
+                        Receive::Accept { gap: false } => {}
                     }
                     accepted += 1;
                     if self.conn.peer_name() != m.src {
@@ -1022,9 +1045,11 @@ impl Handler<Adopt> for Pipe {
         if self.closing || matches!(self.state, State::Closed) {
             return;
         }
-        if matches!(self.state, State::Open { .. } | State::Accepting(_)) {
-            self.teardown_socket(ctx, true);
-        }
+        // Whatever this session is doing now goes: the decision was made against its state
+        // then, and since then it may have faulted and started to dial again. A dial left
+        // running would open a second socket for the session, and the second open would
+        // strand the first socket's unacked messages (the peer would see a gap).
+        self.teardown_socket(ctx, true);
         if reset_existing && self.established {
             self.reset_session();
             if self.policy.lossy {
