@@ -147,8 +147,9 @@ enum State {
     New,
     Connecting(SpawnHandle),
     Accepting(SpawnHandle),
-    /// An Open decision was made; waiting for the accept task to hand over the socket.
-    Replacing,
+    /// An Open decision was made; waiting for the accept task to hand over the socket. The
+    /// handle is the deadline for that hand-over (see [`Pipe::adopt_overdue`]).
+    Replacing(SpawnHandle),
     Open {
         reader: Addr<PipeReader>,
         writer: Addr<PipeWriter>,
@@ -164,7 +165,7 @@ impl State {
             State::New => "new",
             State::Connecting(_) => "connecting",
             State::Accepting(_) => "accepting",
-            State::Replacing => "replacing",
+            State::Replacing(_) => "replacing",
             State::Open { .. } => "open",
             State::Standby => "standby",
             State::Backoff(_) => "backoff",
@@ -353,7 +354,10 @@ impl Pipe {
                 reader.do_send(StopReader);
                 writer.do_send(StopWriter);
             }
-            State::Connecting(h) | State::Accepting(h) | State::Backoff(h) => {
+            State::Connecting(h)
+            | State::Accepting(h)
+            | State::Backoff(h)
+            | State::Replacing(h) => {
                 if cancel_handles {
                     ctx.cancel_future(h);
                 }
@@ -420,7 +424,12 @@ impl Pipe {
 
     fn schedule_connect(&mut self, delay: Duration, ctx: &mut Context<Self>) {
         tracing::debug!(peer = %self.conn.peer_addr(), ?delay, "reconnecting after backoff");
-        let h = ctx.run_later(delay, |act, ctx| act.start_connect(ctx));
+        let h = ctx.run_later(delay, |act, ctx| {
+            // Only a current backoff dials (see on_connected on late cancels).
+            if matches!(act.state, State::Backoff(_)) {
+                act.start_connect(ctx);
+            }
+        });
         self.state = State::Backoff(h);
     }
 
@@ -430,8 +439,10 @@ impl Pipe {
         ctx: &mut Context<Self>,
     ) {
         if !matches!(self.state, State::Connecting(_)) {
-            // Every change away from Connecting cancels the dial; one that finishes anyway
-            // must not open a second socket for the session. Its socket just closes.
+            // Every change away from Connecting cancels the dial, but actix only reaps a
+            // cancelled future after polling it once more: a dial that completed in the same
+            // turn as its cancel still lands here (seen in the cluster sim). It must not open a
+            // second socket for the session; its socket just closes.
             tracing::warn!(peer = %self.conn.peer_addr(), state = self.state.name(), "ignoring a dial that is no longer current");
             return;
         }
@@ -615,7 +626,7 @@ impl Pipe {
             State::New if !self.established => return None,
             State::New | State::Standby => ExistingState::Standby,
             State::Connecting(_) | State::Backoff(_) => ExistingState::Connecting,
-            State::Accepting(_) | State::Replacing => ExistingState::Replacing,
+            State::Accepting(_) | State::Replacing(_) => ExistingState::Replacing,
             State::Open { .. } => ExistingState::Open,
             State::Closed => ExistingState::Closed,
         };
@@ -701,6 +712,17 @@ impl Pipe {
             id: self.conn.id(),
             key,
         });
+    }
+
+    /// An Open decision was made long ago and its socket never came: the accept task gave up
+    /// (its handshake timed out around the decision, say). Waiting on would refuse the peer's
+    /// every later connect (RETRY_GLOBAL against a session being replaced) and keep ours from
+    /// dialling, for good; so this is a handshake timeout, and the policy decides what follows.
+    fn adopt_overdue(&mut self, ctx: &mut Context<Self>) {
+        if matches!(self.state, State::Replacing(_)) {
+            tracing::info!(peer = %self.conn.peer_addr(), "the accepted socket never arrived");
+            self.fault(PipeError::HandshakeTimeout, ctx);
+        }
     }
 
     fn on_accepted(
@@ -1021,7 +1043,9 @@ impl Handler<DecideAccept> for Pipe {
                     ctx.cancel_future(h);
                 }
                 if !matches!(self.state, State::Open { .. }) {
-                    self.state = State::Replacing;
+                    let deadline = self.shared.config.ms_connection_ready_timeout;
+                    let h = ctx.run_later(deadline, |act, ctx| act.adopt_overdue(ctx));
+                    self.state = State::Replacing(h);
                 }
             }
             _ if matches!(self.state, State::New) && !self.established => {

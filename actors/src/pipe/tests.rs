@@ -115,11 +115,21 @@ async fn read_messages(
     got
 }
 
-#[actix_rt::test]
-async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
+/// Our messenger (osd.1) with a session open to the raw peer (osd.0). [`open_session`] also
+/// returns the peer's end of the first socket, on which it received 1..=3 and acked none.
+struct Setup {
+    m: Messenger,
+    conn: Connection,
+    pipe: actix::Addr<super::Pipe>,
+    listener: TcpListener,
+    peer: EntityAddr,
+    limits: msgr::wire::decoder::DecoderLimits,
+}
+
+async fn open_session(ready_timeout: Duration) -> (Setup, TcpStream) {
     let config = Config::default()
         .ms_initial_backoff(Duration::from_millis(10))
-        .ms_connection_ready_timeout(Duration::from_secs(120))
+        .ms_connection_ready_timeout(ready_timeout)
         .ms_keepalive_interval(Duration::ZERO);
     let m = Messenger::builder(EntityName::new(EntityType::OSD, 1))
         .config(config.clone())
@@ -129,8 +139,6 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
         .expect("build");
     m.bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
     m.start().expect("start");
-
-    // The raw peer, osd.0, and the session to it.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let peer = EntityAddr::new(listener.local_addr().unwrap(), 777);
     let conn = m.get_connection(peer, EntityType::OSD).await.unwrap();
@@ -148,18 +156,40 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
     )
     .await;
     assert_eq!(got, [(1, 1), (2, 2), (3, 3)]);
+    let setup = Setup {
+        m,
+        conn,
+        pipe,
+        listener,
+        peer,
+        limits,
+    };
+    (setup, first)
+}
 
-    // The peer dials us too (its socket failed first, say). The connect is decided while our
-    // socket is still open: replace it.
+/// The peer's connect to us, with a higher connect_seq than the session's (a reconnect), read
+/// up to the decision: our end of the socket, the acceptor holding the request, and the peer's
+/// end with its connector, which continues over the socket once we reply.
+struct PeerConnect {
+    ours: TcpStream,
+    acceptor: Acceptor,
+    abuf: BytesMut,
+    req: msgr::handshake::ConnectRequest,
+    theirs: TcpStream,
+    connector: Connector,
+    cbuf: BytesMut,
+}
+
+async fn peer_connects(s: &Setup) -> PeerConnect {
     let side = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut dialled = TcpStream::connect(side.local_addr().unwrap())
+    let theirs = TcpStream::connect(side.local_addr().unwrap())
         .await
         .unwrap();
     let (ours, from) = side.accept().await.unwrap();
     let mut connector = Connector::new(ConnectorParams {
-        my_addr: peer,
+        my_addr: s.peer,
         my_type: EntityType::OSD,
-        peer_addr: m.my_addr(),
+        peer_addr: s.m.my_addr(),
         check_peer_nonce: true,
         policy: policy(),
         global_seq: 10,
@@ -169,27 +199,61 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
         authorizer: None,
         learn_addr: false,
     });
-    let mut acceptor = Acceptor::new(m.my_addr(), from);
+    let mut acceptor = Acceptor::new(s.m.my_addr(), from);
     let (mut cbuf, mut abuf) = (BytesMut::new(), BytesMut::new());
-    let mut steps = 0;
-    let req = loop {
-        steps += 1;
-        assert!(steps < 10, "the in-memory handshake is stuck");
+    for _ in 0..10 {
         // Both ends of the handshake in memory: the socket only carries what follows.
         let _ = connector.handle_input(&mut cbuf).expect("connector");
         if let Some(out) = connector.take_output() {
             abuf.extend_from_slice(&out);
         }
         match acceptor.handle_input(&mut abuf).expect("acceptor") {
-            Some(AcceptorEvent::Connect(req)) => break req,
+            Some(AcceptorEvent::Connect(req)) => {
+                return PeerConnect {
+                    ours,
+                    acceptor,
+                    abuf,
+                    req,
+                    theirs,
+                    connector,
+                    cbuf,
+                }
+            }
             Some(AcceptorEvent::Ready(_)) => unreachable!("no reply was written yet"),
             None => {}
         }
         if let Some(out) = acceptor.take_output() {
             cbuf.extend_from_slice(&out);
         }
-    };
-    let decision = pipe.send(DecideAccept(req.clone())).await.unwrap();
+    }
+    panic!("the in-memory handshake is stuck");
+}
+
+/// Reads what a socket of ours still sends until it closes.
+async fn closes(mut s: TcpStream, what: &str) {
+    let mut ignored = Vec::new();
+    let res = within(what, s.read_to_end(&mut ignored)).await;
+    assert!(
+        res.is_ok() || res.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{what}: failed oddly"
+    );
+}
+
+#[actix_rt::test]
+async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
+    let (s, first) = open_session(Duration::from_secs(120)).await;
+    // The peer dials us too (its socket failed first, say). The connect is decided while our
+    // socket is still open: replace it.
+    let PeerConnect {
+        ours,
+        acceptor,
+        abuf,
+        req,
+        theirs: mut dialled,
+        mut connector,
+        mut cbuf,
+    } = peer_connects(&s).await;
+    let decision = s.pipe.send(DecideAccept(req.clone())).await.unwrap();
     assert!(
         matches!(decision, Decision::Open { replace: true, .. }),
         "{decision:?}"
@@ -197,17 +261,17 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
 
     // Now our socket fails, and the session dials again before the accepted socket arrives.
     drop(first);
-    let (mut redial, _) = within("the session's new dial", listener.accept())
+    let (redial, _) = within("the session's new dial", s.listener.accept())
         .await
         .expect("accept");
     within("the session to be connecting", async {
-        while conn.info().await.map(|i| i.state) != Some("connecting") {
+        while s.conn.info().await.map(|i| i.state) != Some("connecting") {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await;
 
-    pipe.do_send(Adopt {
+    s.pipe.do_send(Adopt {
         stream: ours.into_std().unwrap(),
         acceptor,
         inbuf: abuf,
@@ -218,16 +282,7 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
 
     // The dial is dropped: its socket closes (we never answer it, so only a cancel closes it;
     // what it wrote before, its banner, is read and ignored).
-    let mut ignored = Vec::new();
-    let closed = within(
-        "the superseded dial to close",
-        redial.read_to_end(&mut ignored),
-    )
-    .await;
-    assert!(
-        closed.is_ok() || closed.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-        "the superseded dial failed oddly"
-    );
+    closes(redial, "the superseded dial to close").await;
 
     // The adopted socket carries the session: the SEQ exchange (we have 1..=3), then the rest.
     let established = within("the open reply", async {
@@ -246,9 +301,9 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
     .await;
     assert_eq!(established.peer_acked_seq, Some(0));
     for n in 4..=6 {
-        conn.send_message(numbered(n)).unwrap();
+        s.conn.send_message(numbered(n)).unwrap();
     }
-    let mut decoder = FrameDecoder::new(uses_msg_auth(established.features), limits);
+    let mut decoder = FrameDecoder::new(uses_msg_auth(established.features), s.limits);
     let got = within(
         "the next messages",
         read_messages(&mut dialled, &mut cbuf, &mut decoder, 3),
@@ -260,5 +315,47 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
         "a gap or a replay of acked seqs"
     );
     drop(dialled);
-    m.shutdown().await;
+    s.m.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_decided_accept_whose_socket_never_comes_lets_the_session_dial_again() {
+    let (s, first) = open_session(Duration::from_secs(1)).await;
+    // Our socket fails and the session dials again; the peer's connect is decided meanwhile
+    // (the dial is cancelled for it), but the accept task never hands the socket over.
+    drop(first);
+    let (redial, _) = within("the session's new dial", s.listener.accept())
+        .await
+        .expect("accept");
+    let connect = peer_connects_while_dialling(&s).await;
+    drop(connect);
+    closes(redial, "the cancelled dial to close").await;
+    // The session does not wait for that socket for ever: it dials again.
+    let (_again, _) = within(
+        "a dial after the hand-over was overdue",
+        s.listener.accept(),
+    )
+    .await
+    .expect("accept");
+    s.m.shutdown().await;
+}
+
+/// [`peer_connects`], decided while the session dials: the decision replaces the dial.
+async fn peer_connects_while_dialling(s: &Setup) -> PeerConnect {
+    let connect = peer_connects(s).await;
+    let decision = s
+        .pipe
+        .send(DecideAccept(connect.req.clone()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(decision, Decision::Open { replace: true, .. }),
+        "{decision:?}"
+    );
+    assert_eq!(
+        s.conn.info().await.map(|i| i.state),
+        Some("replacing"),
+        "the decision did not wait for the accepted socket"
+    );
+    connect
 }
