@@ -721,6 +721,8 @@ impl Pipe {
     fn adopt_overdue(&mut self, ctx: &mut Context<Self>) {
         if matches!(self.state, State::Replacing(_)) {
             tracing::info!(peer = %self.conn.peer_addr(), "the accepted socket never arrived");
+            // A half-done accept: a Pipe made for it with nothing to keep closes.
+            self.socket_accepted = true;
             self.fault(PipeError::HandshakeTimeout, ctx);
         }
     }
