@@ -397,6 +397,73 @@ async fn connection_race_test_both_dial_at_once_one_session_nothing_lost() {
     }
 }
 
+/// Two lossless peers stream to each other while sockets fail about once in 20 operations:
+/// both ends reconnect at once, again and again (connection races, WAITs, replaced sockets),
+/// and each must still get the other's stream exactly once and in order. Sent in small rounds
+/// with a window in flight, so there are many small writes (so many faults), each with
+/// something unacked. A stress of the race handling as a whole; the one interleaving that lost
+/// messages in the cluster sim needs load to show here, and `pipe::tests` pins it exactly.
+#[actix_rt::test]
+async fn lossless_peers_racing_to_reconnect_under_socket_failures_lose_nothing() {
+    const ROUNDS: u64 = 2000;
+    const PER_ROUND: u64 = 5;
+    const IN_FLIGHT: u64 = 100;
+    init_tracing();
+    // Up to 5 ms between an accept decision and the hand-over of its socket, and before dials.
+    let config = test_config()
+        .ms_inject_socket_failures(20)
+        .ms_inject_internal_delays(0.005);
+    let (ra, rb) = (Recorder::default(), Recorder::default());
+    let a = server(osd(1), Policy::lossless_peer(0), ra.clone(), config.clone()).await;
+    let b = server(osd(2), Policy::lossless_peer(0), rb.clone(), config).await;
+    let ab = a
+        .get_connection(b.my_addr(), EntityType::OSD)
+        .await
+        .unwrap();
+    let ba = b
+        .get_connection(a.my_addr(), EntityType::OSD)
+        .await
+        .unwrap();
+    let total = ROUNDS * PER_ROUND;
+    for round in 0..ROUNDS {
+        for i in round * PER_ROUND..(round + 1) * PER_ROUND {
+            ab.send_message(numbered(i)).unwrap();
+            ba.send_message(numbered(total + i)).unwrap();
+        }
+        // Up to IN_FLIGHT messages stay unreceived, so every fault finds some in flight.
+        let want = ((round + 1) * PER_ROUND).saturating_sub(IN_FLIGHT) as usize;
+        wait_for(60, "earlier rounds' messages on both sides", || {
+            ra.total() >= want && rb.total() >= want
+        })
+        .await;
+    }
+    wait_for(60, "every message on both sides", || {
+        ra.total() >= total as usize && rb.total() >= total as usize
+    })
+    .await;
+    let got_b: Vec<u64> = rb.all_msgs().into_iter().flat_map(|(_, v)| v).collect();
+    let got_a: Vec<u64> = ra.all_msgs().into_iter().flat_map(|(_, v)| v).collect();
+    assert!(
+        got_b == (0..total).collect::<Vec<_>>(),
+        "b got {} messages, first out of place at {:?}",
+        got_b.len(),
+        got_b.iter().zip(0..).position(|(g, w)| *g != w)
+    );
+    assert!(
+        got_a == (total..2 * total).collect::<Vec<_>>(),
+        "a got {} messages, first out of place at {:?}",
+        got_a.len(),
+        got_a.iter().zip(total..).position(|(g, w)| *g != w)
+    );
+    let reconnects = a.counters().reconnects + b.counters().reconnects;
+    assert!(
+        reconnects >= 10,
+        "only {reconnects} reconnects: the faults did not happen"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn reconnect_test_lossless_client_survives_every_actor_fault() {
     let LosslessPair {

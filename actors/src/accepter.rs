@@ -196,6 +196,11 @@ async fn accept_handshake(
     .await
     .map_err(|_| PipeError::HandshakeTimeout)??;
     if let Some((pipe, decision, req)) = handed_over {
+        // Where Ceph's accept sleeps for ms_inject_internal_delays too: between the decision
+        // to replace and the replacement, the window in which the session can change under it.
+        if let Some(d) = shared.injector.internal_delay() {
+            tokio::time::sleep(d).await;
+        }
         pipe.do_send(Adopt {
             stream: net::detach(stream)?,
             acceptor,
