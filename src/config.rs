@@ -200,7 +200,8 @@ options! {
     ms_max_accept_failures: u32 = 4;
     /// N > 0: about 1 in N socket reads / writes fails on purpose. Test hook.
     ms_inject_socket_failures: u64 = 0;
-    /// Seconds (at most) to sleep at chosen points of connection handling. Test hook.
+    /// Seconds (at most, random) to sleep at chosen points of connection handling: before each
+    /// dial, and between an accept decision and the hand-over of its socket. Test hook.
     ms_inject_internal_delays: f64 = 0.0;
     /// Peer types (space-separated names: "osd client") whose messages get delayed. Test hook.
     ms_inject_delay_type: String = String::new();

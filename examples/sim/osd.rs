@@ -4,7 +4,7 @@
 //! replica has acked. Its store survives a restart of its messengers.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,8 @@ pub struct OsdInner {
     mon_addr: EntityAddr,
     inject: u64,
     running: AtomicBool,
+    /// The newest map epoch that marked us down while we ran, and made us boot again.
+    rebooted_in: AtomicU32,
     /// oid → (client, tid, data): the newest write wins; older tids are ignored.
     store: Mutex<HashMap<String, (u64, u64, Bytes)>>,
     map: Mutex<MapView>,
@@ -139,6 +141,7 @@ impl OsdInner {
             map.osds = new.osds.clone();
             old
         };
+        self.boot_if_wrongly_marked_down(&new);
         if let Some(m) = self.public() {
             super::mark_down_stale(&m, &old, &new.osds).await;
         }
@@ -174,6 +177,33 @@ impl OsdInner {
         for (key, fresh) in resend {
             self.replicate(key, fresh).await;
         }
+    }
+
+    /// Ceph's "wrongly marked me down": a running OSD that a map shows down (failure reports
+    /// from peers whose heartbeats were lost to injected faults, say) boots again, once per such
+    /// epoch, so the map heals instead of keeping a live OSD down for good.
+    fn boot_if_wrongly_marked_down(&self, map: &OsdMap) {
+        let down = map.osds.iter().any(|o| o.id == self.id && !o.up);
+        if !down || !self.running.load(Ordering::SeqCst) {
+            return;
+        }
+        if self.rebooted_in.fetch_max(map.epoch, Ordering::SeqCst) >= map.epoch {
+            return;
+        }
+        let Some((public, hb, mon)) = self.msgrs.lock().unwrap().clone() else {
+            return;
+        };
+        tracing::info!(
+            osd = self.id,
+            epoch = map.epoch,
+            "wrongly marked me down; booting again"
+        );
+        self.stamper.send(&mon, |env| OsdBoot {
+            env,
+            osd: self.id,
+            addr: Addr(public.my_addr()),
+            hb_addr: Addr(hb.my_addr()),
+        });
     }
 
     fn heartbeat_tick(self: &Arc<Self>) {
@@ -330,6 +360,7 @@ impl Osd {
                 mon_addr,
                 inject,
                 running: AtomicBool::new(false),
+                rebooted_in: AtomicU32::new(0),
                 store: Mutex::default(),
                 map: Mutex::default(),
                 pending: Mutex::default(),

@@ -917,9 +917,11 @@ impl Handler<Incoming> for Pipe {
                             tracing::debug!(seq = m.seq, in_seq, "dropping duplicate message");
                             continue;
                         }
-                        // Ceph accepts a gap too ("missed message?"); on a lossless session
-                        // it means the peer skipped seqs, so it is worth a warning.
-                        Receive::Accept { gap: true } => tracing::warn!(
+                        // Ceph accepts a gap too ("missed message?"). From in_seq 0 it is
+                        // normal (a session restarted on our side continues the peer's seqs,
+                        // which start at random after a reset with MSG_AUTH); later, the peer
+                        // skipped seqs, which is worth a warning.
+                        Receive::Accept { gap: true } if in_seq > 0 => tracing::warn!(
                             peer = %self.conn.peer_addr(),
                             conn = self.conn.id(),
                             seq = m.seq,
@@ -927,7 +929,7 @@ impl Handler<Incoming> for Pipe {
                             lossy = self.session.is_lossy(),
                             "missed message? seqs were skipped"
                         ),
-                        Receive::Accept { gap: false } => {}
+                        Receive::Accept { .. } => {}
                     }
                     accepted += 1;
                     if self.conn.peer_name() != m.src {
