@@ -202,6 +202,8 @@ pub struct Pipe {
     backoff: Backoff,
     /// Socket generation: messages from the reader / writer of an older socket are ignored.
     gen: u64,
+    /// Numbers dials and accept hand-overs: only the newest one's result may open a socket.
+    handshake_attempt: u64,
     socket_was_open: bool,
     socket_accepted: bool,
     fault: Option<Fault>,
@@ -284,6 +286,7 @@ impl Pipe {
             ever_opened: false,
             state: State::New,
             gen: 0,
+            handshake_attempt: 0,
             socket_was_open: false,
             socket_accepted: false,
             fault: None,
@@ -415,9 +418,10 @@ impl Pipe {
             learn_addr: cfg.ms_learn_addr_from_peer,
         };
         let fut = handshake::connect(sock, params, self.shared.clone());
+        let attempt = self.next_handshake_attempt();
         let h = ctx.spawn(
             fut.into_actor(self)
-                .map(|res, act, ctx| act.on_connected(res, ctx)),
+                .map(move |res, act, ctx| act.on_connected(attempt, res, ctx)),
         );
         self.state = State::Connecting(h);
     }
@@ -433,16 +437,22 @@ impl Pipe {
         self.state = State::Backoff(h);
     }
 
+    fn next_handshake_attempt(&mut self) -> u64 {
+        self.handshake_attempt += 1;
+        self.handshake_attempt
+    }
+
     fn on_connected(
         &mut self,
+        attempt: u64,
         res: Result<handshake::ConnectOutcome, PipeError>,
         ctx: &mut Context<Self>,
     ) {
-        if !matches!(self.state, State::Connecting(_)) {
-            // Every change away from Connecting cancels the dial, but actix only reaps a
-            // cancelled future after polling it once more: a dial that completed in the same
-            // turn as its cancel still lands here (seen in the cluster sim). It must not open a
-            // second socket for the session; its socket just closes.
+        if attempt != self.handshake_attempt || !matches!(self.state, State::Connecting(_)) {
+            // Every change away from this dial cancels it, but actix only reaps a cancelled
+            // future after polling it once more: a dial that completed in the same turn as its
+            // cancel still lands here (seen in the cluster sim). It must not open a second
+            // socket for the session; its socket just closes.
             tracing::warn!(peer = %self.conn.peer_addr(), state = self.state.name(), "ignoring a dial that is no longer current");
             return;
         }
@@ -729,11 +739,12 @@ impl Pipe {
 
     fn on_accepted(
         &mut self,
+        attempt: u64,
         res: Result<(tokio::net::TcpStream, BytesMut, msgr::handshake::Accepted), PipeError>,
         slot: Option<SocketSlot>,
         ctx: &mut Context<Self>,
     ) {
-        if !matches!(self.state, State::Accepting(_)) {
+        if attempt != self.handshake_attempt || !matches!(self.state, State::Accepting(_)) {
             // As for dials (see on_connected): a superseded accept never opens.
             tracing::warn!(peer = %self.conn.peer_addr(), state = self.state.name(), "ignoring an accept that is no longer current");
             return;
@@ -1111,9 +1122,10 @@ impl Handler<Adopt> for Pipe {
             reply,
             self.shared.clone(),
         );
+        let attempt = self.next_handshake_attempt();
         let h = ctx.spawn(
             fut.into_actor(self)
-                .map(move |res, act, ctx| act.on_accepted(res, slot, ctx)),
+                .map(move |res, act, ctx| act.on_accepted(attempt, res, slot, ctx)),
         );
         self.state = State::Accepting(h);
     }
