@@ -51,6 +51,17 @@ struct Args {
     /// Objects in the workload.
     #[arg(long, default_value_t = 256)]
     objects: u32,
+    /// Any messenger option by its Ceph name, for every messenger (repeatable), e.g.
+    /// `--ms ms_inject_internal_delays=0.005`.
+    #[arg(long = "ms", value_name = "NAME=VALUE", value_parser = parse_option)]
+    ms: Vec<(String, String)>,
+}
+
+fn parse_option(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
 fn object_data(tid: u64, oid: &str) -> Bytes {
@@ -95,6 +106,10 @@ async fn workload(client: &Client, args: &Args, status: impl Fn(u64)) -> u64 {
 #[actix::main]
 async fn main() {
     let args = Args::parse();
+    if let Err(e) = sim::set_config_overrides(args.ms.clone()) {
+        eprintln!("{e}");
+        std::process::exit(2);
+    }
     // Quiet unless asked: RUST_LOG=msgr_actors=debug traces every fault and handshake.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
         tracing_subscriber::fmt()

@@ -10,7 +10,7 @@ pub mod proto;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use msgr::{Config, Payload};
@@ -112,13 +112,33 @@ impl LossTracker {
     }
 }
 
+/// Options every simulated messenger takes on top of [`sim_config`]'s, by Ceph option name
+/// (the cluster example's `--ms NAME=VALUE`).
+static OVERRIDES: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// Sets the [`OVERRIDES`] once, before any messenger starts; each must name a real option with
+/// a valid value.
+pub fn set_config_overrides(pairs: Vec<(String, String)>) -> Result<(), String> {
+    let mut probe = Config::default();
+    for (k, v) in &pairs {
+        probe.set(k, v).map_err(|e| format!("--ms {k}={v}: {e}"))?;
+    }
+    OVERRIDES
+        .set(pairs)
+        .map_err(|_| "config overrides were already set".to_string())
+}
+
 /// Configuration for every simulated messenger.
 pub fn sim_config(inject_socket_failures: u64) -> Config {
-    Config::default()
+    let mut c = Config::default()
         .ms_inject_socket_failures(inject_socket_failures)
         .ms_initial_backoff(Duration::from_millis(20))
         .ms_max_backoff(Duration::from_millis(500))
-        .ms_connection_ready_timeout(Duration::from_secs(3))
+        .ms_connection_ready_timeout(Duration::from_secs(3));
+    for (k, v) in OVERRIDES.get().into_iter().flatten() {
+        c.set(k, v).expect("checked by set_config_overrides");
+    }
+    c
 }
 
 /// A new map: marks down `m`'s sessions to OSD addresses that went down or changed, as Ceph
