@@ -204,6 +204,8 @@ pub struct Pipe {
     gen: u64,
     /// Numbers dials and accept hand-overs: only the newest one's result may open a socket.
     handshake_attempt: u64,
+    /// The socket generation current when the last Open decision was made.
+    open_decided_at_gen: u64,
     socket_was_open: bool,
     socket_accepted: bool,
     fault: Option<Fault>,
@@ -287,6 +289,7 @@ impl Pipe {
             state: State::New,
             gen: 0,
             handshake_attempt: 0,
+            open_decided_at_gen: 0,
             socket_was_open: false,
             socket_accepted: false,
             fault: None,
@@ -1053,6 +1056,7 @@ impl Handler<DecideAccept> for Pipe {
         );
         match decision {
             Decision::Open { .. } => {
+                self.open_decided_at_gen = self.gen;
                 if let State::Connecting(h) | State::Backoff(h) = self.state {
                     // Our own dial loses to the accepted socket (a replace).
                     ctx.cancel_future(h);
@@ -1082,6 +1086,13 @@ impl Handler<Adopt> for Pipe {
             return;
         };
         if self.closing || matches!(self.state, State::Closed) {
+            return;
+        }
+        if matches!(self.state, State::Open { .. }) && self.gen != self.open_decided_at_gen {
+            // Since the decision the session reconnected on a socket of its own, which the
+            // peer accepted, and so gave up the dial this socket comes from: it is stale, and
+            // adopting it would only tear down the live one. Dropping it closes it.
+            tracing::debug!(peer = %self.conn.peer_addr(), "dropping an accepted socket the session has outgrown");
             return;
         }
         // Whatever this session is doing now goes: the decision was made against its state

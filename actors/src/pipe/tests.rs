@@ -1,11 +1,15 @@
-//! A connection race driven one actor message at a time: the peer's connect is decided while
-//! the session is open, the session's socket then fails and it dials again, and only then does
-//! the accepted socket arrive (`Adopt`). The dial must be dropped: left running, it opened a
-//! second socket for the session and stranded the first one's unacked messages, which the peer
-//! saw as a gap in the seqs (the cluster sim's rare lossless loss).
+//! Connection races driven one actor message at a time against a raw peer, which this module
+//! plays with the sans-IO handshake machines, so it decides when each socket fails and what
+//! each handshake answers. In each, the peer's connect is decided while the session is open,
+//! and the session's socket then fails before the accepted socket is handed over (`Adopt`):
 //!
-//! The peer is raw: this test plays it with the sans-IO handshake machines, so it decides when
-//! each socket fails and what each handshake answers.
+//! - the session dials again and the hand-over arrives during that dial: the dial must be
+//!   dropped. Left running, it opened a second socket for the session and stranded the first
+//!   one's unacked messages, which the peer saw as a gap in the seqs (the cluster sim's rare
+//!   lossless loss);
+//! - the hand-over never arrives: the session must not wait for it for good;
+//! - the session's dial wins and opens before the hand-over: the handed-over socket is stale
+//!   and must be dropped, not adopted in place of the live one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use msgr::handshake::connector::uses_msg_auth;
 use msgr::handshake::{
     decide, protocol_version, AcceptContext, Acceptor, AcceptorEvent, Connector, ConnectorEvent,
-    ConnectorParams, Decision, ReplyContext,
+    ConnectorParams, Decision, ExistingSession, ExistingState, ReplyContext,
 };
 use msgr::wire::{Frame, FrameDecoder};
 use msgr::{Config, EntityAddr, EntityName, EntityType, Message, Policy};
@@ -54,10 +58,26 @@ async fn read_some(s: &mut TcpStream, buf: &mut BytesMut) {
     assert!(n > 0, "socket closed mid-handshake");
 }
 
-/// The raw peer accepts the session's first dial and opens it (no session of its own yet);
-/// returns the socket, what it buffered, and whether frames carry MSG_AUTH signatures.
-async fn accept_first_dial(listener: &TcpListener, me: EntityAddr) -> (TcpStream, BytesMut, bool) {
-    let (mut s, from) = listener.accept().await.expect("accept");
+/// The raw peer accepts a dial of the session and opens it, answering from `existing` (its
+/// own record of the session, if any) with `in_seq` (what it has received); returns the socket,
+/// what it buffered, and whether frames carry MSG_AUTH signatures.
+async fn accept_dial(
+    listener: &TcpListener,
+    me: EntityAddr,
+    existing: Option<ExistingSession>,
+    in_seq: u64,
+) -> (TcpStream, BytesMut, bool) {
+    let (s, from) = listener.accept().await.expect("accept");
+    answer_dial(s, from, me, existing, in_seq).await
+}
+
+async fn answer_dial(
+    mut s: TcpStream,
+    from: std::net::SocketAddr,
+    me: EntityAddr,
+    existing: Option<ExistingSession>,
+    in_seq: u64,
+) -> (TcpStream, BytesMut, bool) {
     let mut acceptor = Acceptor::new(me, from);
     let mut buf = BytesMut::new();
     loop {
@@ -72,14 +92,15 @@ async fn accept_first_dial(listener: &TcpListener, me: EntityAddr) -> (TcpStream
                     protocol_version: protocol_version(EntityType::OSD, EntityType::OSD, false),
                     authorizer_valid: true,
                     my_addr: me,
-                    existing: None,
+                    existing,
                 };
                 let decision = decide(&req, &ctx);
+                assert!(matches!(decision, Decision::Open { .. }), "{decision:?}");
                 let reply = ReplyContext {
                     policy: policy(),
                     protocol_version: ctx.protocol_version,
                     server_global_seq: 1,
-                    in_seq: 0,
+                    in_seq,
                 };
                 if let Some(AcceptorEvent::Ready(a)) =
                     acceptor.respond(decision, &reply).expect("respond")
@@ -144,7 +165,7 @@ async fn open_session(ready_timeout: Duration) -> (Setup, TcpStream) {
     let conn = m.get_connection(peer, EntityType::OSD).await.unwrap();
     let pipe = conn.pipe().expect("pipe");
     let (mut first, mut buf, msg_auth) =
-        within("the first dial", accept_first_dial(&listener, peer)).await;
+        within("the first dial", accept_dial(&listener, peer, None, 0)).await;
     let limits = config.decoder_limits();
     let mut decoder = FrameDecoder::new(msg_auth, limits);
     for n in 1..=3 {
@@ -165,6 +186,37 @@ async fn open_session(ready_timeout: Duration) -> (Setup, TcpStream) {
         limits,
     };
     (setup, first)
+}
+
+impl Setup {
+    /// Waits until the session's Pipe reports `state`.
+    async fn reaches(&self, state: &str) {
+        within(&format!("the session to be {state}"), async {
+            while self.conn.info().await.map(|i| i.state) != Some(state) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+
+    /// Hands the peer's socket over after `decision`, as the accept task does.
+    fn hand_over(
+        &self,
+        ours: TcpStream,
+        acceptor: Acceptor,
+        abuf: BytesMut,
+        decision: Decision,
+        req: msgr::handshake::ConnectRequest,
+    ) {
+        self.pipe.do_send(Adopt {
+            stream: ours.into_std().unwrap(),
+            acceptor,
+            inbuf: abuf,
+            decision,
+            req,
+            slot: None,
+        });
+    }
 }
 
 /// The peer's connect to us, with a higher connect_seq than the session's (a reconnect), read
@@ -244,41 +296,26 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
     let (s, first) = open_session(Duration::from_secs(120)).await;
     // The peer dials us too (its socket failed first, say). The connect is decided while our
     // socket is still open: replace it.
-    let PeerConnect {
-        ours,
-        acceptor,
-        abuf,
-        req,
-        theirs: mut dialled,
-        mut connector,
-        mut cbuf,
-    } = peer_connects(&s).await;
-    let decision = s.pipe.send(DecideAccept(req.clone())).await.unwrap();
-    assert!(
-        matches!(decision, Decision::Open { replace: true, .. }),
-        "{decision:?}"
-    );
+    let (
+        PeerConnect {
+            ours,
+            acceptor,
+            abuf,
+            req,
+            theirs: mut dialled,
+            mut connector,
+            mut cbuf,
+        },
+        decision,
+    ) = peer_connects_decided(&s, "open").await;
 
     // Now our socket fails, and the session dials again before the accepted socket arrives.
     drop(first);
     let (redial, _) = within("the session's new dial", s.listener.accept())
         .await
         .expect("accept");
-    within("the session to be connecting", async {
-        while s.conn.info().await.map(|i| i.state) != Some("connecting") {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-
-    s.pipe.do_send(Adopt {
-        stream: ours.into_std().unwrap(),
-        acceptor,
-        inbuf: abuf,
-        decision,
-        req,
-        slot: None,
-    });
+    s.reaches("connecting").await;
+    s.hand_over(ours, acceptor, abuf, decision, req);
 
     // The dial is dropped: its socket closes (we never answer it, so only a cancel closes it;
     // what it wrote before, its banner, is read and ignored).
@@ -327,7 +364,7 @@ async fn a_decided_accept_whose_socket_never_comes_lets_the_session_dial_again()
     let (redial, _) = within("the session's new dial", s.listener.accept())
         .await
         .expect("accept");
-    let connect = peer_connects_while_dialling(&s).await;
+    let (connect, _) = peer_connects_decided(&s, "replacing").await;
     drop(connect);
     closes(redial, "the cancelled dial to close").await;
     // The session does not wait for that socket for ever: it dials again.
@@ -340,8 +377,10 @@ async fn a_decided_accept_whose_socket_never_comes_lets_the_session_dial_again()
     s.m.shutdown().await;
 }
 
-/// [`peer_connects`], decided while the session dials: the decision replaces the dial.
-async fn peer_connects_while_dialling(s: &Setup) -> PeerConnect {
+/// [`peer_connects`], then decided by the Pipe: an Open that replaces, after which the session
+/// is `then` ("open": its socket carries on until the hand-over; "replacing": a dial was
+/// cancelled for it).
+async fn peer_connects_decided(s: &Setup, then: &str) -> (PeerConnect, Decision) {
     let connect = peer_connects(s).await;
     let decision = s
         .pipe
@@ -352,10 +391,52 @@ async fn peer_connects_while_dialling(s: &Setup) -> PeerConnect {
         matches!(decision, Decision::Open { replace: true, .. }),
         "{decision:?}"
     );
-    assert_eq!(
-        s.conn.info().await.map(|i| i.state),
-        Some("replacing"),
-        "the decision did not wait for the accepted socket"
-    );
-    connect
+    assert_eq!(s.conn.info().await.map(|i| i.state), Some(then));
+    (connect, decision)
+}
+
+#[actix_rt::test]
+async fn an_accepted_socket_the_session_outgrew_is_dropped_not_adopted() {
+    let (s, first) = open_session(Duration::from_secs(120)).await;
+    // The peer's connect is decided while our socket is open, as in the first test ...
+    let (connect, decision) = peer_connects_decided(&s, "open").await;
+    // ... but this time the session's new dial wins: the peer accepts it (resuming the
+    // session it has, 1..=3 received) before the accepted socket is handed over.
+    drop(first);
+    let existing = ExistingSession {
+        connect_seq: 1,
+        peer_global_seq: 0,
+        state: ExistingState::Standby,
+        lossy: false,
+        policy_server: false,
+        established: true,
+    };
+    let (mut redial, mut buf, msg_auth) = within(
+        "the session's new dial",
+        accept_dial(&s.listener, s.peer, Some(existing), 3),
+    )
+    .await;
+    s.reaches("open").await;
+    let PeerConnect {
+        ours,
+        acceptor,
+        abuf,
+        req,
+        theirs,
+        ..
+    } = connect;
+    s.hand_over(ours, acceptor, abuf, decision, req);
+    // The stale socket closes without a reply, and the session stays on its own socket.
+    closes(theirs, "the outgrown accepted socket to close").await;
+    s.conn.send_message(numbered(4)).unwrap();
+    let mut decoder = FrameDecoder::new(msg_auth, s.limits);
+    let got = within(
+        "the next message on the session's socket",
+        read_messages(&mut redial, &mut buf, &mut decoder, 1),
+    )
+    .await;
+    assert_eq!(got, [(4, 4)]);
+    assert_eq!(s.conn.info().await.map(|i| i.state), Some("open"));
+    drop(redial);
+    s.m.shutdown().await;
 }
