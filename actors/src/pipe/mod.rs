@@ -1061,7 +1061,9 @@ impl Handler<DecideAccept> for Pipe {
                     // Our own dial loses to the accepted socket (a replace).
                     ctx.cancel_future(h);
                 }
-                if !matches!(self.state, State::Open { .. }) {
+                // A closing Pipe answers "closed" (the peer may open a new session) but waits
+                // for nothing: its Adopt will be refused.
+                if !self.closing && !matches!(self.state, State::Open { .. } | State::Closed) {
                     let deadline = self.shared.config.ms_connection_ready_timeout;
                     let h = ctx.run_later(deadline, |act, ctx| act.adopt_overdue(ctx));
                     self.state = State::Replacing(h);
