@@ -10,6 +10,9 @@
 //! - the hand-over never arrives: the session must not wait for it for good;
 //! - the session's dial wins and opens before the hand-over: the handed-over socket is stale
 //!   and must be dropped, not adopted in place of the live one.
+//!
+//! And one more: a closed session answers a connect (Ceph's "open a new one") without taking
+//! the socket or waiting for it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,23 +202,18 @@ impl Setup {
         .await;
     }
 
-    /// Hands the peer's socket over after `decision`, as the accept task does.
-    fn hand_over(
-        &self,
-        ours: TcpStream,
-        acceptor: Acceptor,
-        abuf: BytesMut,
-        decision: Decision,
-        req: msgr::handshake::ConnectRequest,
-    ) {
+    /// Hands our end of the peer's socket over after `decision`, as the accept task does;
+    /// returns the peer's end: its socket, its connector and what it has buffered.
+    fn hand_over(&self, c: PeerConnect, decision: Decision) -> (TcpStream, Connector, BytesMut) {
         self.pipe.do_send(Adopt {
-            stream: ours.into_std().unwrap(),
-            acceptor,
-            inbuf: abuf,
+            stream: c.ours.into_std().unwrap(),
+            acceptor: c.acceptor,
+            inbuf: c.abuf,
             decision,
-            req,
+            req: c.req,
             slot: None,
         });
+        (c.theirs, c.connector, c.cbuf)
     }
 }
 
@@ -296,18 +294,7 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
     let (s, first) = open_session(Duration::from_secs(120)).await;
     // The peer dials us too (its socket failed first, say). The connect is decided while our
     // socket is still open: replace it.
-    let (
-        PeerConnect {
-            ours,
-            acceptor,
-            abuf,
-            req,
-            theirs: mut dialled,
-            mut connector,
-            mut cbuf,
-        },
-        decision,
-    ) = peer_connects_decided(&s, "open").await;
+    let (connect, decision) = peer_connects_decided(&s, true, "open").await;
 
     // Now our socket fails, and the session dials again before the accepted socket arrives.
     drop(first);
@@ -315,7 +302,7 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
         .await
         .expect("accept");
     s.reaches("connecting").await;
-    s.hand_over(ours, acceptor, abuf, decision, req);
+    let (mut dialled, mut connector, mut cbuf) = s.hand_over(connect, decision);
 
     // The dial is dropped: its socket closes (we never answer it, so only a cancel closes it;
     // what it wrote before, its banner, is read and ignored).
@@ -364,7 +351,7 @@ async fn a_decided_accept_whose_socket_never_comes_lets_the_session_dial_again()
     let (redial, _) = within("the session's new dial", s.listener.accept())
         .await
         .expect("accept");
-    let (connect, _) = peer_connects_decided(&s, "replacing").await;
+    let (connect, _) = peer_connects_decided(&s, true, "replacing").await;
     drop(connect);
     closes(redial, "the cancelled dial to close").await;
     // The session does not wait for that socket for ever: it dials again.
@@ -377,10 +364,10 @@ async fn a_decided_accept_whose_socket_never_comes_lets_the_session_dial_again()
     s.m.shutdown().await;
 }
 
-/// [`peer_connects`], then decided by the Pipe: an Open that replaces, after which the session
-/// is `then` ("open": its socket carries on until the hand-over; "replacing": a dial was
-/// cancelled for it).
-async fn peer_connects_decided(s: &Setup, then: &str) -> (PeerConnect, Decision) {
+/// [`peer_connects`], then decided by the Pipe: an Open (replacing its socket or not), after
+/// which the session is `then` ("open": its socket carries on until the hand-over;
+/// "replacing": a dial was cancelled for it; "closed").
+async fn peer_connects_decided(s: &Setup, replace: bool, then: &str) -> (PeerConnect, Decision) {
     let connect = peer_connects(s).await;
     let decision = s
         .pipe
@@ -388,7 +375,7 @@ async fn peer_connects_decided(s: &Setup, then: &str) -> (PeerConnect, Decision)
         .await
         .unwrap();
     assert!(
-        matches!(decision, Decision::Open { replace: true, .. }),
+        matches!(decision, Decision::Open { replace: r, .. } if r == replace),
         "{decision:?}"
     );
     assert_eq!(s.conn.info().await.map(|i| i.state), Some(then));
@@ -399,7 +386,7 @@ async fn peer_connects_decided(s: &Setup, then: &str) -> (PeerConnect, Decision)
 async fn an_accepted_socket_the_session_outgrew_is_dropped_not_adopted() {
     let (s, first) = open_session(Duration::from_secs(120)).await;
     // The peer's connect is decided while our socket is open, as in the first test ...
-    let (connect, decision) = peer_connects_decided(&s, "open").await;
+    let (connect, decision) = peer_connects_decided(&s, true, "open").await;
     // ... but this time the session's new dial wins: the peer accepts it (resuming the
     // session it has, 1..=3 received) before the accepted socket is handed over.
     drop(first);
@@ -417,15 +404,7 @@ async fn an_accepted_socket_the_session_outgrew_is_dropped_not_adopted() {
     )
     .await;
     s.reaches("open").await;
-    let PeerConnect {
-        ours,
-        acceptor,
-        abuf,
-        req,
-        theirs,
-        ..
-    } = connect;
-    s.hand_over(ours, acceptor, abuf, decision, req);
+    let (theirs, _, _) = s.hand_over(connect, decision);
     // The stale socket closes without a reply, and the session stays on its own socket.
     closes(theirs, "the outgrown accepted socket to close").await;
     s.conn.send_message(numbered(4)).unwrap();
@@ -438,5 +417,19 @@ async fn an_accepted_socket_the_session_outgrew_is_dropped_not_adopted() {
     assert_eq!(got, [(4, 4)]);
     assert_eq!(s.conn.info().await.map(|i| i.state), Some("open"));
     drop(redial);
+    s.m.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_closed_session_answers_a_connect_but_takes_no_socket() {
+    let (s, _first) = open_session(Duration::from_secs(120)).await;
+    s.conn.mark_down();
+    s.reaches("closed").await;
+    // Ceph's rule for a closed existing session is to open a new one (spec §2.6 7a), but not
+    // in this Pipe: it stays closed and refuses the socket, which closes.
+    let (connect, decision) = peer_connects_decided(&s, false, "closed").await;
+    let (theirs, _, _) = s.hand_over(connect, decision);
+    closes(theirs, "the refused socket to close").await;
+    assert_eq!(s.conn.info().await.map(|i| i.state), Some("closed"));
     s.m.shutdown().await;
 }
