@@ -38,9 +38,9 @@ pub struct PipeWriter {
     half: Option<OwnedWriteHalf>,
     queue: Vec<Bytes>,
     writing: bool,
-    close_after: bool,
-    /// Held from `CloseAfterFlush` until this writer is dropped.
-    _closing: Option<ClosingGuard>,
+    /// Set by `CloseAfterFlush`: close once everything is written. Held until this writer is
+    /// dropped, so the close counts as in progress until then.
+    close_after: Option<ClosingGuard>,
     pipe: Addr<Pipe>,
     gen: u64,
     injector: Injector,
@@ -64,8 +64,7 @@ impl PipeWriter {
             half: Some(half),
             queue: Vec::new(),
             writing: false,
-            close_after: false,
-            _closing: None,
+            close_after: None,
             pipe,
             gen,
             injector,
@@ -133,7 +132,7 @@ impl PipeWriter {
             }
         }
         if self.queue.is_empty() {
-            if self.close_after {
+            if self.close_after.is_some() {
                 self.shutdown_and_stop(ctx);
             }
             return;
@@ -160,7 +159,7 @@ impl PipeWriter {
                     act.half = Some(half);
                     if !act.queue.is_empty() {
                         act.start_write(ctx);
-                    } else if act.close_after {
+                    } else if act.close_after.is_some() {
                         act.shutdown_and_stop(ctx);
                     }
                 }
@@ -181,7 +180,7 @@ impl Actor for PipeWriter {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         // Ignored by the Pipe when it stopped us itself (the socket is no longer current).
-        if !self.close_after {
+        if self.close_after.is_none() {
             self.pipe.do_send(SocketFault {
                 gen: self.gen,
                 error: PipeError::ActorKilled,
@@ -207,8 +206,7 @@ impl Handler<Write> for PipeWriter {
 impl Handler<CloseAfterFlush> for PipeWriter {
     type Result = ();
     fn handle(&mut self, CloseAfterFlush(closing): CloseAfterFlush, ctx: &mut Context<Self>) {
-        self.close_after = true;
-        self._closing = Some(closing);
+        self.close_after = Some(closing);
         if !self.writing && self.queue.is_empty() {
             self.shutdown_and_stop(ctx);
         }

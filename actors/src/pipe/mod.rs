@@ -432,7 +432,7 @@ impl Pipe {
     fn schedule_connect(&mut self, delay: Duration, ctx: &mut Context<Self>) {
         tracing::debug!(peer = %self.conn.peer_addr(), ?delay, "reconnecting after backoff");
         let h = ctx.run_later(delay, |act, ctx| {
-            // Only a current backoff dials (see on_connected on late cancels).
+            // Only a current backoff dials (see handshake_is_current on late cancels).
             if matches!(act.state, State::Backoff(_)) {
                 act.start_connect(ctx);
             }
@@ -445,18 +445,30 @@ impl Pipe {
         self.handshake_attempt
     }
 
+    /// Whether the dial or accept numbered `attempt` (`what`: "a dial", "an accept") is the one
+    /// the session still waits for.
+    ///
+    /// Every change away from a handshake cancels it, but actix only reaps a cancelled future
+    /// after polling it once more: one that completed in the same turn as its cancel still
+    /// reports (seen in the cluster sim). It must not open a second socket for the session; its
+    /// socket just closes. The newest attempt is current while the session is Connecting or
+    /// Accepting (each new attempt is numbered, so those states belong to it).
+    fn handshake_is_current(&self, attempt: u64, what: &str) -> bool {
+        let current = attempt == self.handshake_attempt
+            && matches!(self.state, State::Connecting(_) | State::Accepting(_));
+        if !current {
+            tracing::warn!(peer = %self.conn.peer_addr(), state = self.state.name(), "ignoring {what} that is no longer current");
+        }
+        current
+    }
+
     fn on_connected(
         &mut self,
         attempt: u64,
         res: Result<handshake::ConnectOutcome, PipeError>,
         ctx: &mut Context<Self>,
     ) {
-        if attempt != self.handshake_attempt || !matches!(self.state, State::Connecting(_)) {
-            // Every change away from this dial cancels it, but actix only reaps a cancelled
-            // future after polling it once more: a dial that completed in the same turn as its
-            // cancel still lands here (seen in the cluster sim). It must not open a second
-            // socket for the session; its socket just closes.
-            tracing::warn!(peer = %self.conn.peer_addr(), state = self.state.name(), "ignoring a dial that is no longer current");
+        if !self.handshake_is_current(attempt, "a dial") {
             return;
         }
         let out = match res {
@@ -747,9 +759,7 @@ impl Pipe {
         slot: Option<SocketSlot>,
         ctx: &mut Context<Self>,
     ) {
-        if attempt != self.handshake_attempt || !matches!(self.state, State::Accepting(_)) {
-            // As for dials (see on_connected): a superseded accept never opens.
-            tracing::warn!(peer = %self.conn.peer_addr(), state = self.state.name(), "ignoring an accept that is no longer current");
+        if !self.handshake_is_current(attempt, "an accept") {
             return;
         }
         let (stream, inbuf, acc) = match res {

@@ -28,7 +28,7 @@ use msgr::{Config, EntityAddr, EntityName, EntityType, Message, Policy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Adopt, DecideAccept};
+use super::{read_more, Adopt, DecideAccept};
 use crate::{Connection, Dispatcher, Messenger};
 
 /// Generous bound for each step; a step that needs it has already failed.
@@ -56,11 +56,6 @@ async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out after {STEP:?} waiting for: {what}"))
 }
 
-async fn read_some(s: &mut TcpStream, buf: &mut BytesMut) {
-    let n = s.read_buf(buf).await.expect("read");
-    assert!(n > 0, "socket closed mid-handshake");
-}
-
 /// The raw peer accepts a dial of the session and opens it, answering from `existing` (its
 /// own record of the session, if any) with `in_seq` (what it has received); returns the socket,
 /// what it buffered, and whether frames carry MSG_AUTH signatures.
@@ -70,17 +65,7 @@ async fn accept_dial(
     existing: Option<ExistingSession>,
     in_seq: u64,
 ) -> (TcpStream, BytesMut, bool) {
-    let (s, from) = listener.accept().await.expect("accept");
-    answer_dial(s, from, me, existing, in_seq).await
-}
-
-async fn answer_dial(
-    mut s: TcpStream,
-    from: std::net::SocketAddr,
-    me: EntityAddr,
-    existing: Option<ExistingSession>,
-    in_seq: u64,
-) -> (TcpStream, BytesMut, bool) {
+    let (mut s, from) = listener.accept().await.expect("accept");
     let mut acceptor = Acceptor::new(me, from);
     let mut buf = BytesMut::new();
     loop {
@@ -88,7 +73,9 @@ async fn answer_dial(
             s.write_all(&out).await.expect("write");
         }
         match acceptor.handle_input(&mut buf).expect("handshake") {
-            None => read_some(&mut s, &mut buf).await,
+            None => read_more(&mut s, &mut buf, acceptor.wanted())
+                .await
+                .expect("the session's handshake"),
             Some(AcceptorEvent::Connect(req)) => {
                 let ctx = AcceptContext {
                     policy: policy(),
@@ -318,7 +305,9 @@ async fn an_accept_decided_before_a_fault_cancels_the_dial_that_follows_it() {
             match ev {
                 Some(ConnectorEvent::Ready(est)) => break est,
                 Some(other) => panic!("unexpected {other:?}"),
-                None => read_some(&mut dialled, &mut cbuf).await,
+                None => read_more(&mut dialled, &mut cbuf, connector.wanted())
+                    .await
+                    .expect("our open reply"),
             }
         }
     })
