@@ -55,6 +55,6 @@ pub use connection::{Connection, SendError};
 pub use counters::CountersSnapshot;
 pub use dispatch::{ConnEvent, Dispatched, Dispatcher, RecipientDispatcher};
 pub use error::{MessengerError, PipeError};
-pub use messenger::{Messenger, MessengerBuilder};
+pub use messenger::{Messenger, MessengerBuilder, ShutdownOutcome};
 pub use msgr;
 pub use pipe::{KillTarget, PipeInfo};

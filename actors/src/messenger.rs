@@ -22,8 +22,21 @@ use crate::net;
 use crate::registry::{GetConnection, ListConnections, MarkDownAll, Registry, WhenEmpty};
 use crate::shared::Shared;
 
-/// How long [`Messenger::shutdown`] waits for its sessions to flush and close.
+/// How long [`Messenger::shutdown`] waits for its sessions to flush and close, by default.
 const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
+
+/// How a [`Messenger::shutdown`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShutdownOutcome {
+    /// Every session closed and every graceful close finished writing.
+    Clean,
+    /// The flush limit ([`MessengerBuilder::shutdown_flush_limit`]) ran out first: the threads were stopped with sessions
+    /// still registered or sockets still being written.
+    FlushLimitReached,
+    /// This messenger was already shut down (or shutting down) by an earlier call.
+    AlreadyShutDown,
+}
 
 /// Builds a [`Messenger`].
 pub struct MessengerBuilder {
@@ -34,6 +47,7 @@ pub struct MessengerBuilder {
     dispatchers: Vec<Arc<dyn Dispatcher>>,
     authorizer: Option<Authorizer>,
     nonce: Option<u32>,
+    shutdown_flush_limit: Duration,
     shared_shards: Option<(
         Vec<actix_rt::ArbiterHandle>,
         Arc<std::sync::atomic::AtomicUsize>,
@@ -82,6 +96,13 @@ impl MessengerBuilder {
     /// Our address nonce (default: random; monitors use 0).
     pub fn nonce(mut self, nonce: u32) -> Self {
         self.nonce = Some(nonce);
+        self
+    }
+
+    /// How long [`Messenger::shutdown`] waits for sessions to flush and close before it stops
+    /// the threads anyway (default two seconds).
+    pub fn shutdown_flush_limit(mut self, limit: Duration) -> Self {
+        self.shutdown_flush_limit = limit;
         self
     }
 
@@ -136,6 +157,7 @@ impl MessengerBuilder {
             shared,
             inner: Arc::new(Inner {
                 arbiters: Mutex::new(arbiters),
+                shutdown_flush_limit: self.shutdown_flush_limit,
                 listener: Mutex::new(None),
                 accepter: Mutex::new(None),
                 local: OnceLock::new(),
@@ -149,6 +171,7 @@ impl MessengerBuilder {
 
 struct Inner {
     arbiters: Mutex<Vec<Arbiter>>,
+    shutdown_flush_limit: Duration,
     listener: Mutex<Option<std::net::TcpListener>>,
     accepter: Mutex<Option<Addr<Accepter>>>,
     local: OnceLock<Connection>,
@@ -175,6 +198,7 @@ impl Messenger {
             dispatchers: Vec::new(),
             authorizer: None,
             nonce: None,
+            shutdown_flush_limit: SHUTDOWN_FLUSH_LIMIT,
             shared_shards: None,
         }
     }
@@ -337,10 +361,11 @@ impl Messenger {
     }
 
     /// Graceful shutdown: stop accepting, flush what each connection has queued, close every
-    /// socket, and stop the shard threads. Waits up to two seconds for the flushes.
-    pub async fn shutdown(&self) {
+    /// socket, and stop the shard threads. Waits up to the flush limit (two seconds by default)
+    /// for the flushes, and says whether they finished in that time.
+    pub async fn shutdown(&self) -> ShutdownOutcome {
         if self.inner.is_shutdown.swap(true, Ordering::AcqRel) {
-            return;
+            return ShutdownOutcome::AlreadyShutDown;
         }
         if let Some(a) = self.inner.accepter.lock().expect("accepter lock").take() {
             a.do_send(StopAccepting);
@@ -360,12 +385,23 @@ impl Messenger {
             }
             self.shared.closing.all_done().await;
         };
-        let _ = tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, flushed).await;
+        let limit = self.inner.shutdown_flush_limit;
+        let outcome = match tokio::time::timeout(limit, flushed).await {
+            Ok(()) => ShutdownOutcome::Clean,
+            Err(_) => {
+                tracing::warn!(
+                    ?limit,
+                    "shutdown: sessions were still closing when the flush limit ran out"
+                );
+                ShutdownOutcome::FlushLimitReached
+            }
+        };
         for a in self.inner.arbiters.lock().expect("arbiters lock").drain(..) {
             a.stop();
         }
         self.inner.shutdown_finished.store(true, Ordering::Release);
         self.inner.shutdown_done.notify_waiters();
+        outcome
     }
 
     /// Waits until [`shutdown`](Self::shutdown) has finished.

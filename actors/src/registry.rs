@@ -31,12 +31,12 @@ pub(crate) struct RouteAccept {
     pub(crate) shard: usize,
 }
 
-/// A Pipe closed for good.
+/// A Pipe closed for good (named by its connection id: the registry alone knows the address
+/// it filed the Pipe under, which is not always the peer address the Pipe ended up with).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Unregister {
     pub(crate) id: u64,
-    pub(crate) key: Option<EntityAddr>,
 }
 
 /// Marks down every session (graceful: flush first) and refuses new ones.
@@ -62,6 +62,11 @@ pub struct Registry {
     shared: Arc<Shared>,
     by_addr: HashMap<EntityAddr, (Addr<Pipe>, Connection)>,
     anonymous: HashMap<u64, (Addr<Pipe>, Connection)>,
+    /// The `by_addr` key of each connection id. A session dialled by bare `IP:port` is filed
+    /// under nonce 0 and then learns the server's nonce, so the Pipe's own peer address is no
+    /// way to find its entry again: before this map, such entries were never removed and every
+    /// `shutdown` of a messenger that had used `connect` waited out its whole flush limit.
+    keys: HashMap<u64, EntityAddr>,
     shutting_down: bool,
     /// Who waits for the table to empty (a shutting-down messenger).
     empty_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
@@ -73,6 +78,7 @@ impl Registry {
             shared,
             by_addr: HashMap::new(),
             anonymous: HashMap::new(),
+            keys: HashMap::new(),
             shutting_down: false,
             empty_waiters: Vec::new(),
         }
@@ -84,6 +90,13 @@ impl Registry {
 
     fn pick_shard(&mut self) -> usize {
         self.shared.pick_shard()
+    }
+
+    /// Files a session under `addr` (replacing a closed one there, whose own `Unregister` then
+    /// finds another id in its place and leaves it).
+    fn file(&mut self, addr: EntityAddr, pipe: Addr<Pipe>, conn: Connection) {
+        self.keys.insert(conn.id(), addr);
+        self.by_addr.insert(addr, (pipe, conn));
     }
 }
 
@@ -111,7 +124,7 @@ impl Handler<GetConnection> for Registry {
             m.check_nonce,
             true,
         );
-        self.by_addr.insert(m.addr, (pipe, conn.clone()));
+        self.file(m.addr, pipe, conn.clone());
         Some(conn)
     }
 }
@@ -148,7 +161,7 @@ impl Handler<RouteAccept> for Registry {
             true,
             false,
         );
-        self.by_addr.insert(m.peer_addr, (pipe.clone(), conn));
+        self.file(m.peer_addr, pipe.clone(), conn);
         Some(pipe)
     }
 }
@@ -157,7 +170,7 @@ impl Handler<Unregister> for Registry {
     type Result = ();
     fn handle(&mut self, m: Unregister, _: &mut Context<Self>) {
         self.anonymous.remove(&m.id);
-        if let Some(key) = m.key {
+        if let Some(key) = self.keys.remove(&m.id) {
             if self.by_addr.get(&key).is_some_and(|(_, c)| c.id() == m.id) {
                 self.by_addr.remove(&key);
             }

@@ -189,8 +189,6 @@ pub struct Pipe {
     check_peer_nonce: bool,
     /// Dial on the first start (outgoing connections) or wait for a socket (accepted ones).
     dial_first: bool,
-    /// Registered by id rather than address (stateless servers keep no per-address session).
-    anonymous: bool,
     connect_seq: u32,
     peer_global_seq: u32,
     /// A handshake of this session completed at least once.
@@ -273,7 +271,6 @@ impl Pipe {
             dialable: !policy.server && !peer.is_blank_ip() && peer.port() != 0,
             check_peer_nonce,
             dial_first,
-            anonymous: policy.skips_session_lookup() && !dial_first,
             backoff: Backoff::new(cfg.ms_initial_backoff, cfg.ms_max_backoff),
             policy_bytes: policy.throttle_bytes.map(Throttle::new),
             policy_msgs: policy.throttle_messages.map(Throttle::new),
@@ -732,11 +729,9 @@ impl Pipe {
             .inner
             .connected
             .store(false, std::sync::atomic::Ordering::Release);
-        let key = (!self.anonymous).then(|| self.conn.peer_addr());
-        self.shared.registry().do_send(Unregister {
-            id: self.conn.id(),
-            key,
-        });
+        self.shared
+            .registry()
+            .do_send(Unregister { id: self.conn.id() });
     }
 
     /// An Open decision was made long ago and its socket never came: the accept task gave up
