@@ -408,6 +408,9 @@ async fn lossless_peers_racing_to_reconnect_under_socket_failures_lose_nothing()
     const ROUNDS: u64 = 2000;
     const PER_ROUND: u64 = 5;
     const IN_FLIGHT: u64 = 100;
+    const MIN_RECONNECTS: u64 = 10;
+    // b's messages to a are numbered from here (a's to b from 0).
+    const B_BASE: u64 = 1 << 32;
     init_tracing();
     // Up to 5 ms between an accept decision and the hand-over of its socket, and before dials.
     let config = test_config()
@@ -424,19 +427,25 @@ async fn lossless_peers_racing_to_reconnect_under_socket_failures_lose_nothing()
         .get_connection(a.my_addr(), EntityType::OSD)
         .await
         .unwrap();
-    let total = ROUNDS * PER_ROUND;
-    for round in 0..ROUNDS {
+    // At least ROUNDS rounds, and on until the faults happened (at most four times as long).
+    let mut round = 0;
+    let total = loop {
         for i in round * PER_ROUND..(round + 1) * PER_ROUND {
             ab.send_message(numbered(i)).unwrap();
-            ba.send_message(numbered(total + i)).unwrap();
+            ba.send_message(numbered(B_BASE + i)).unwrap();
         }
+        round += 1;
         // Up to IN_FLIGHT messages stay unreceived, so every fault finds some in flight.
-        let want = ((round + 1) * PER_ROUND).saturating_sub(IN_FLIGHT) as usize;
+        let want = (round * PER_ROUND).saturating_sub(IN_FLIGHT) as usize;
         wait_for(60, "earlier rounds' messages on both sides", || {
             ra.total() >= want && rb.total() >= want
         })
         .await;
-    }
+        let reconnects = a.counters().reconnects + b.counters().reconnects;
+        if round >= ROUNDS && (reconnects >= MIN_RECONNECTS || round == 4 * ROUNDS) {
+            break round * PER_ROUND;
+        }
+    };
     wait_for(60, "every message on both sides", || {
         ra.total() >= total as usize && rb.total() >= total as usize
     })
@@ -450,14 +459,14 @@ async fn lossless_peers_racing_to_reconnect_under_socket_failures_lose_nothing()
         got_b.iter().zip(0..).position(|(g, w)| *g != w)
     );
     assert!(
-        got_a == (total..2 * total).collect::<Vec<_>>(),
+        got_a == (B_BASE..B_BASE + total).collect::<Vec<_>>(),
         "a got {} messages, first out of place at {:?}",
         got_a.len(),
-        got_a.iter().zip(total..).position(|(g, w)| *g != w)
+        got_a.iter().zip(B_BASE..).position(|(g, w)| *g != w)
     );
     let reconnects = a.counters().reconnects + b.counters().reconnects;
     assert!(
-        reconnects >= 10,
+        reconnects >= MIN_RECONNECTS,
         "only {reconnects} reconnects: the faults did not happen"
     );
     a.shutdown().await;

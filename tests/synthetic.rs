@@ -3,6 +3,10 @@
 //! Lossless policies must deliver every message exactly once, in order, intact, both ways;
 //! lossy ones must never duplicate or reorder, and every loss must come with a reset event.
 //!
+//! A run that injects faults is sure to get them: it sends in batches and goes on (up to
+//! [`MAX_BATCHES`]) until at least [`MIN_INJECTED_FAULTS`] were injected, then asserts that
+//! they were. A fixed amount of traffic let a fast run finish before its first 1-in-600 fault.
+//!
 //! The bigger soak: `cargo test --release --test synthetic -- --ignored`.
 
 mod common;
@@ -57,12 +61,42 @@ impl msgr_actors::Dispatcher for Checking {
     }
 }
 
+/// Faults a run that injects them must have had before it may end.
+const MIN_INJECTED_FAULTS: u64 = 5;
+/// Most batches a run sends while waiting for its faults.
+const MAX_BATCHES: u64 = 60;
+
+/// Injected faults so far, on every messenger of a run.
+fn injected<'a>(messengers: impl IntoIterator<Item = &'a Messenger>) -> u64 {
+    messengers
+        .into_iter()
+        .map(|m| m.counters().faults_injected)
+        .sum()
+}
+
+/// Whether a run that has sent `batches` batches may stop: it has had its faults (or injects
+/// none), or it has sent all it may (the caller then asserts the faults and fails).
+fn enough(config: &Config, batches: u64, injected: u64) -> bool {
+    config.ms_inject_socket_failures == 0
+        || injected >= MIN_INJECTED_FAULTS
+        || batches == MAX_BATCHES
+}
+
+fn assert_faults_happened(config: &Config, injected: u64, batches: u64) {
+    if config.ms_inject_socket_failures > 0 {
+        assert!(
+            injected >= MIN_INJECTED_FAULTS,
+            "only {injected} faults injected in {batches} batches: the test proves nothing"
+        );
+    }
+}
+
 struct Run {
     clients: usize,
+    /// Messages per client in one batch.
     per_client: u64,
     size: usize,
     config: Config,
-    lossless: bool,
 }
 
 async fn lossless_run(r: Run) {
@@ -94,23 +128,32 @@ async fn lossless_run(r: Run) {
         let conn = osd_connection(&m, &srv).await;
         clients.push((m, rec, conn));
     }
-    for n in 0..r.per_client {
-        for (c, (_, _, conn)) in clients.iter().enumerate() {
-            conn.send_message(stamped(c as u64, n, r.size)).unwrap();
+    let mut batches = 0;
+    let per_client = loop {
+        for n in batches * r.per_client..(batches + 1) * r.per_client {
+            for (c, (_, _, conn)) in clients.iter().enumerate() {
+                conn.send_message(stamped(c as u64, n, r.size)).unwrap();
+            }
+            if n % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
         }
-        if n % 64 == 0 {
-            tokio::task::yield_now().await;
+        batches += 1;
+        let total = r.clients * (batches * r.per_client) as usize;
+        wait_for(120, "every echo back at its client", || {
+            clients
+                .iter()
+                .map(|(_, rec, _)| rec.inner.total())
+                .sum::<usize>()
+                == total
+        })
+        .await;
+        let messengers = clients.iter().map(|(m, _, _)| m).chain([&srv]);
+        if enough(&r.config, batches, injected(messengers)) {
+            break batches * r.per_client;
         }
-    }
-    let total = r.clients * r.per_client as usize;
-    wait_for(120, "every echo back at its client", || {
-        clients
-            .iter()
-            .map(|(_, rec, _)| rec.inner.total())
-            .sum::<usize>()
-            == total
-    })
-    .await;
+    };
+    let total = r.clients * per_client as usize;
     // Server side: per client, exactly 0..per_client in order on one session.
     let mut by_client: HashMap<u64, Vec<u64>> = HashMap::new();
     for (_, v) in srv_rec.inner.all_msgs() {
@@ -124,7 +167,7 @@ async fn lossless_run(r: Run) {
             .or_default()
             .extend(v.iter().map(|id| id & 0xffff_ffff));
     }
-    let want: Vec<u64> = (0..r.per_client).collect();
+    let want: Vec<u64> = (0..per_client).collect();
     for c in 0..r.clients as u64 {
         assert_eq!(
             by_client.get(&c),
@@ -156,25 +199,20 @@ async fn lossless_run(r: Run) {
         srv_rec.corrupt.load(std::sync::atomic::Ordering::Relaxed),
         0
     );
-    let faults: u64 = clients
-        .iter()
-        .map(|(m, _, _)| m.counters().faults)
-        .sum::<u64>()
-        + srv.counters().faults;
+    let faults = injected(clients.iter().map(|(m, _, _)| m).chain([&srv]));
     let replayed: u64 = clients
         .iter()
         .map(|(m, _, _)| m.counters().replayed)
         .sum::<u64>()
         + srv.counters().replayed;
-    if r.config.ms_inject_socket_failures > 0 {
-        assert!(faults > 0, "no fault was injected: the test proves nothing");
-    }
-    eprintln!("lossless run: {total} messages each way, {faults} faults, {replayed} replayed");
+    assert_faults_happened(&r.config, faults, batches);
+    eprintln!(
+        "lossless run: {total} messages each way in {batches} batches, {faults} faults injected, {replayed} replayed"
+    );
     for (m, _, _) in &clients {
         m.shutdown().await;
     }
     srv.shutdown().await;
-    let _ = r.lossless;
 }
 
 async fn lossy_run(r: Run) {
@@ -203,18 +241,26 @@ async fn lossy_run(r: Run) {
             .unwrap();
         clients.push((m, rec));
     }
-    for (c, (m, _)) in clients.iter().enumerate() {
-        let mut conn = osd_connection(m, &srv).await;
-        for n in 0..r.per_client {
-            if conn.send_message(stamped(c as u64, n, r.size)).is_err() {
-                // Marked down by a fault: a lossy client opens a new session.
-                conn = osd_connection(m, &srv).await;
-                conn.send_message(stamped(c as u64, n, r.size)).unwrap();
+    let mut batches = 0;
+    loop {
+        for (c, (m, _)) in clients.iter().enumerate() {
+            let mut conn = osd_connection(m, &srv).await;
+            for n in batches * r.per_client..(batches + 1) * r.per_client {
+                if conn.send_message(stamped(c as u64, n, r.size)).is_err() {
+                    // Marked down by a fault: a lossy client opens a new session.
+                    conn = osd_connection(m, &srv).await;
+                    conn.send_message(stamped(c as u64, n, r.size)).unwrap();
+                }
+                sent += 1;
+                if n % 32 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
             }
-            sent += 1;
-            if n % 32 == 0 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+        }
+        batches += 1;
+        let messengers = clients.iter().map(|(m, _)| m).chain([&srv]);
+        if enough(&r.config, batches, injected(messengers)) {
+            break;
         }
     }
     // Let in-flight messages land: wait until the server's count is stable.
@@ -252,7 +298,11 @@ async fn lossy_run(r: Run) {
         srv_rec.corrupt.load(std::sync::atomic::Ordering::Relaxed),
         0
     );
-    eprintln!("lossy run: {sent} sent, {delivered} delivered, {resets} resets");
+    let faults = injected(clients.iter().map(|(m, _)| m).chain([&srv]));
+    assert_faults_happened(&r.config, faults, batches);
+    eprintln!(
+        "lossy run: {sent} sent in {batches} batches, {delivered} delivered, {faults} faults injected, {resets} resets"
+    );
     for (m, _) in &clients {
         m.shutdown().await;
     }
@@ -270,7 +320,6 @@ async fn synthetic_inject_1_lossless_socket_failures_30() {
         per_client: 1500,
         size: 100,
         config: inject(30),
-        lossless: true,
     })
     .await;
 }
@@ -283,7 +332,6 @@ async fn synthetic_inject_2_lossless_socket_failures_30_with_internal_delays() {
         per_client: 1000,
         size: 512,
         config,
-        lossless: true,
     })
     .await;
 }
@@ -295,7 +343,6 @@ async fn synthetic_inject_3_lossy_socket_failures_600() {
         per_client: 1500,
         size: 100,
         config: inject(600),
-        lossless: false,
     })
     .await;
 }
@@ -311,7 +358,6 @@ async fn synthetic_inject_4_lossless_with_delayed_dispatch() {
         per_client: 1000,
         size: 4096,
         config,
-        lossless: true,
     })
     .await;
 }
@@ -324,7 +370,6 @@ async fn synthetic_soak_lossless() {
         per_client: 50_000,
         size: 256,
         config: inject(100),
-        lossless: true,
     })
     .await;
 }
