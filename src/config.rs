@@ -4,6 +4,7 @@
 //! Every option can be set by its Ceph name from text ([`Config::set`]), which is how the `msgr`
 //! command turns `--ms-inject-socket-failures 30` into configuration.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Default cap on one message (front + middle + data): 256 MiB. Ceph v1 has no cap at all.
@@ -79,6 +80,31 @@ impl OptionValue for String {
     }
     fn show(&self) -> String {
         self.clone()
+    }
+}
+
+/// Addresses as Ceph writes them in `public_addr`: `IP`, `IP:PORT`, optionally with a `v1:`
+/// prefix and a `/NONCE` suffix (ignored: the messenger owns its nonce); empty means unset. A
+/// missing or zero port means "the port that was bound".
+impl OptionValue for Option<SocketAddr> {
+    const EXPECTED: &'static str = "an IP or IP:PORT (empty: unset)";
+    fn parse_value(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Some(None);
+        }
+        let s = s.strip_prefix("v1:").unwrap_or(s);
+        let s = s.split_once('/').map_or(s, |(a, _)| a);
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Some(Some(a));
+        }
+        let ip = s.trim_start_matches('[').trim_end_matches(']');
+        ip.parse::<IpAddr>()
+            .ok()
+            .map(|ip| Some(SocketAddr::new(ip, 0)))
+    }
+    fn show(&self) -> String {
+        self.map(|a| a.to_string()).unwrap_or_default()
     }
 }
 
@@ -162,6 +188,14 @@ macro_rules! options {
 }
 
 options! {
+    /// The address this daemon advertises to its peers (Ceph's `public_addr`): what they dial
+    /// and what our handshakes claim. Set it when peers reach us through NAT, a container's
+    /// port mapping or a proxy; a port of 0 (or none) means the port that was bound. Unset: the
+    /// bound address. With it set, nothing is learned from peers.
+    public_addr: Option<SocketAddr> = None;
+    /// The address a daemon binds when it differs from the advertised one (Ceph's
+    /// `public_bind_addr`), used by `msgr serve` when it is given no `--bind`.
+    public_bind_addr: Option<SocketAddr> = None;
     /// Lowest port a daemon binds when no port is given.
     ms_bind_port_min: u16 = 6800;
     /// Highest port a daemon binds when no port is given.
@@ -327,6 +361,28 @@ mod tests {
             .unwrap()
             .starts_with("msgr: after a read"));
         assert!(Config::describe("ms_nope").is_none());
+    }
+
+    #[test]
+    fn public_addr_takes_cephs_forms() {
+        let mut c = Config::default();
+        assert_eq!(c.get("public_addr").unwrap(), "");
+        for (text, want) in [
+            ("10.1.2.3", "10.1.2.3:0"),
+            ("10.1.2.3:6789", "10.1.2.3:6789"),
+            ("v1:10.1.2.3:6789/0", "10.1.2.3:6789"),
+            ("[::1]:7000", "[::1]:7000"),
+            ("::1", "[::1]:0"),
+        ] {
+            c.set("public-addr", text).unwrap();
+            assert_eq!(c.public_addr.unwrap().to_string(), want, "{text}");
+        }
+        c.set("public_addr", "").unwrap();
+        assert_eq!(c.public_addr, None);
+        assert!(matches!(
+            c.set("public_bind_addr", "somewhere"),
+            Err(ConfigError::BadValue { .. })
+        ));
     }
 
     #[test]

@@ -93,7 +93,8 @@ impl MessengerBuilder {
         self
     }
 
-    /// Our address nonce (default: random; monitors use 0).
+    /// Our address nonce (default: 0 for a monitor, as Ceph's monitors always have, since
+    /// monmaps list them with nonce 0; random for every other entity type).
     pub fn nonce(mut self, nonce: u32) -> Self {
         self.nonce = Some(nonce);
         self
@@ -123,7 +124,7 @@ impl MessengerBuilder {
                 (arbiters, (handles, Arc::default()))
             }
         };
-        let nonce = self.nonce.unwrap_or_else(|| rand::random::<u32>() | 1);
+        let nonce = self.nonce.unwrap_or_else(|| default_nonce(self.name.ty));
         let shared = Arc::new(Shared::new(
             self.name,
             self.config,
@@ -219,7 +220,9 @@ impl Messenger {
     }
 
     /// Binds the listening socket (spec §7): port 0 takes the first free port in
-    /// ms_bind_port_min..=max. An unspecified IP (0.0.0.0) is learned from the first peer.
+    /// ms_bind_port_min..=max. Returns the address we advertise: `public_addr` when it is
+    /// configured (its port 0 meaning the bound port), the bound address otherwise, whose
+    /// unspecified IP (0.0.0.0) is then learned from the first peer.
     pub async fn bind(&self, addr: SocketAddr) -> Result<EntityAddr, MessengerError> {
         self.check_running()?;
         let listener = net::bind(addr, &self.shared.config)
@@ -234,7 +237,10 @@ impl Messenger {
                 addr: addr.to_string(),
                 source,
             })?;
-        let me = EntityAddr::new(local, self.shared.nonce);
+        let me = EntityAddr::new(
+            advertised(self.shared.config.public_addr, local),
+            self.shared.nonce,
+        );
         self.shared.set_my_addr(me);
         *self.inner.listener.lock().expect("listener lock") = Some(listener);
         Ok(me)
@@ -418,6 +424,27 @@ impl Messenger {
             return;
         }
         notified.await;
+    }
+}
+
+/// The address to advertise for a socket bound at `bound`: Ceph's `public_addr` when it is set,
+/// with the bound port if it names none.
+fn advertised(public_addr: Option<SocketAddr>, bound: SocketAddr) -> SocketAddr {
+    match public_addr {
+        Some(p) if p.port() == 0 => SocketAddr::new(p.ip(), bound.port()),
+        Some(p) => p,
+        None => bound,
+    }
+}
+
+/// Ceph's monitors bind with nonce 0 (a monmap names them `v1:IP:PORT/0`, and a monitor
+/// refuses a peer monitor that claims another nonce); other daemons pick a random one, so that
+/// a restarted daemon on the same port is told apart from its old self.
+fn default_nonce(ty: EntityType) -> u32 {
+    if ty == EntityType::MON {
+        0
+    } else {
+        rand::random::<u32>() | 1
     }
 }
 

@@ -178,3 +178,110 @@ fn serve_and_bench_verify_under_injected_faults_then_serve_summarizes_on_sigterm
         .sum();
     assert_eq!((gaps, dups), (0, 0));
 }
+
+/// Reads `child`'s stderr on a thread, line by line, into a channel.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let err = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (at most `secs`) for a line that contains `needle`; returns it, or every line seen.
+fn wait_for_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    secs: u64,
+) -> Result<String, Vec<String>> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return Ok(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    Err(seen)
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// docs/ceph-interop.md's peer-monitor scenario from the command line: a real ceph-mon whose
+/// monmap lists `mon.b` at `v1:127.0.0.1:Q/0`, and `msgr serve --entity mon.1 --policy
+/// lossless_peer` on Q. Ceph monitors always have nonce 0 and the mon refuses a peer that
+/// claims another one; `msgr serve` used to pick a random nonce, so the mon never got through.
+/// Now a monitor entity defaults to nonce 0, and the mon's probes (type 67) arrive.
+#[test]
+fn serve_as_a_monitor_entity_has_nonce_0_and_a_real_mon_probes_it() {
+    let our_port = ceph_harness::free_port();
+    let Some(_mon) = ceph_harness::CephMon::start_with(&[("b", our_port)]) else {
+        return;
+    };
+    let mut serve = msgr()
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{our_port}"),
+            "--entity",
+            "mon.1",
+            "--policy",
+            "lossless_peer",
+            "--log",
+            "info",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut serve);
+    let listening = wait_for_line(&lines, "listening", 30);
+    let probe = wait_for_line(&lines, "msg_type=67", 90);
+    stop(serve);
+    let listening = listening.expect("serve starts");
+    assert!(
+        listening.contains(&format!("advertising v1:127.0.0.1:{our_port}/0")),
+        "{listening}"
+    );
+    if let Err(seen) = probe {
+        panic!(
+            "no mon_probe from the real mon within 90 s; serve said:\n{}",
+            seen.join("\n")
+        );
+    }
+}
+
+/// `--nonce` sets any entity's nonce; an OSD's is random without it.
+#[test]
+fn serve_takes_a_nonce() {
+    let advertised = |extra: &[&str]| {
+        let port = ceph_harness::free_port();
+        let mut serve = msgr()
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = stderr_lines(&mut serve);
+        let line = wait_for_line(&lines, "listening", 30);
+        stop(serve);
+        let line = line.expect("serve starts");
+        let addr = line.rsplit("advertising ").next().unwrap().to_string();
+        (port, addr)
+    };
+    let (port, addr) = advertised(&["--nonce", "4242"]);
+    assert_eq!(addr, format!("v1:127.0.0.1:{port}/4242"));
+    let (port, addr) = advertised(&["--entity", "osd.3"]);
+    assert!(addr.starts_with(&format!("v1:127.0.0.1:{port}/")), "{addr}");
+    assert!(!addr.ends_with("/0"), "an OSD's nonce is random: {addr}");
+}

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod chaos;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};

@@ -14,15 +14,20 @@ use serde::Serialize;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Address to listen on (port 0: the first free one in ms_bind_port_min..max).
+    /// Address to listen on (port 0: the first free one in ms_bind_port_min..max). Default:
+    /// `--public-bind-addr`, else `--public-addr`. Peers are told `--public-addr` when it is
+    /// given (NAT, a container, a proxy in front), the bound address otherwise.
     #[arg(long)]
-    bind: SocketAddr,
+    bind: Option<SocketAddr>,
     /// Our entity name.
     #[arg(long, default_value = "osd.0")]
     entity: EntityName,
     /// Policy toward every peer type (a Ceph preset name).
     #[arg(long, default_value = "stateful_server")]
     policy: String,
+    /// Our address nonce (default: 0 for a monitor entity, as in a monmap; random otherwise).
+    #[arg(long)]
+    nonce: Option<u32>,
 }
 
 /// What one peer session did, as the summary reports it.
@@ -120,15 +125,25 @@ pub async fn run(args: Args, config: Config) -> Result<(), String> {
         peers: Mutex::new(HashMap::new()),
         me: args.entity.to_string(),
     });
-    let m = Messenger::builder(args.entity)
+    let bind = args
+        .bind
+        .or(config.public_bind_addr)
+        .or(config.public_addr)
+        .ok_or("nothing to bind: give --bind (or --public-bind-addr / --public-addr)")?;
+    let mut builder = Messenger::builder(args.entity)
         .config(config)
         .default_policy(policy)
-        .dispatcher(server.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let addr = m.bind(args.bind).await.map_err(|e| e.to_string())?;
+        .dispatcher(server.clone());
+    if let Some(nonce) = args.nonce {
+        builder = builder.nonce(nonce);
+    }
+    let m = builder.build().map_err(|e| e.to_string())?;
+    let addr = m.bind(bind).await.map_err(|e| e.to_string())?;
     m.start().map_err(|e| e.to_string())?;
-    eprintln!("msgr serve: {} listening on {addr}", args.entity);
+    eprintln!(
+        "msgr serve: {} listening on {bind}, advertising {addr}",
+        args.entity
+    );
     wait_for_signal().await;
     let summary = {
         let mut peers = server.peers.lock().unwrap();
