@@ -181,8 +181,12 @@ async fn forward(
         }
     };
     if reset {
-        // SO_LINGER 0: closing sends RST, as a middlebox dropping the flow would look.
+        // SO_LINGER 0: closing sends RST, as a middlebox dropping the flow would look. tokio
+        // deprecates set_linger because a non-zero linger blocks the thread on drop; a zero one
+        // does not wait at all.
+        #[allow(deprecated)]
         let _ = client.set_linger(Some(Duration::ZERO));
+        #[allow(deprecated)]
         let _ = server.set_linger(Some(Duration::ZERO));
     }
 }
