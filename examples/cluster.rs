@@ -7,7 +7,9 @@
 //! `cargo run --release --example cluster -- --duration 20 --osds 4 --inject-socket-failures 500`
 //!
 //! The same code runs as separate processes:
-//! `--role mon --port P`, `--role osd --id N --mon 127.0.0.1:P`, `--role client --mon 127.0.0.1:P`.
+//! `--role mon --port P`, `--role osd --id N --mon 127.0.0.1:P`, `--role client --mon 127.0.0.1:P`;
+//! `--bind-ip IP` makes a mon or OSD bind another address (tests/netns.rs runs the roles on three
+//! network namespaces).
 
 #[path = "sim/mod.rs"]
 mod sim;
@@ -48,6 +50,10 @@ struct Args {
     /// The monitor's port (with --role mon; 0 picks one).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// The IP this process's messengers bind (with --role mon / osd): another host's address
+    /// when the roles run on different hosts or network namespaces.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_ip: std::net::IpAddr,
     /// Objects in the workload.
     #[arg(long, default_value_t = 256)]
     objects: u32,
@@ -139,7 +145,7 @@ fn mon_addr(args: &Args) -> EntityAddr {
 
 async fn run_mon(args: &Args) -> i32 {
     let mon = Mon::start(
-        format!("127.0.0.1:{}", args.port).parse().unwrap(),
+        (args.bind_ip, args.port).into(),
         args.inject_socket_failures,
     )
     .await;
@@ -163,7 +169,12 @@ async fn run_mon(args: &Args) -> i32 {
 }
 
 async fn run_osd(args: &Args) -> i32 {
-    let osd = Osd::new(args.id, mon_addr(args), args.inject_socket_failures);
+    let osd = Osd::bound_to(
+        args.id,
+        mon_addr(args),
+        args.inject_socket_failures,
+        args.bind_ip,
+    );
     osd.start(None).await;
     eprintln!("osd.{} booted", args.id);
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
@@ -207,7 +218,8 @@ async fn run_client(args: &Args) -> i32 {
     println!(
         "{}",
         serde_json::json!({ "role": "client", "writes": writes, "writes_acked": client.inner.writes_acked.load(std::sync::atomic::Ordering::Relaxed),
-            "objects": v.objects, "replica_reads_verified": v.verified, "verify_failures": v.failures, "lost_lossless": lost, "drained": drained })
+            "objects": v.objects, "replica_reads_verified": v.verified, "verify_failures": v.failures, "lost_lossless": lost, "drained": drained,
+            "my_addr": client.messenger().my_addr().to_string() })
     );
     client.stop().await;
     i32::from(!ok)

@@ -18,6 +18,31 @@ pub enum Receive {
     Duplicate,
 }
 
+/// A sequence number from the peer that cannot be true: v1 carries ACK and SEQ values without
+/// a CRC, so a bit flipped on the way (or a peer's bug) shows up here. Acting on one would drop
+/// unacked messages the peer never received; the socket is faulted instead, and the messages
+/// are replayed on the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// An ACK for a seq we never numbered.
+    #[error("peer acked seq {ack}, but we numbered only up to {highest}")]
+    AckBeyondSent {
+        /// The seq acked.
+        ack: u64,
+        /// The highest seq we ever gave a message in this session.
+        highest: u64,
+    },
+    /// The SEQ exchange claims the peer has messages of ours that we never numbered, while we
+    /// still hold some to replay.
+    #[error("peer claims in_seq {peer_in_seq}, but we numbered only up to {highest}")]
+    SeqBeyondSent {
+        /// The peer's claimed in_seq.
+        peer_in_seq: u64,
+        /// The highest seq we ever gave a message in this session.
+        highest: u64,
+    },
+}
+
 /// Sequencing state of one session, on one side.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -26,6 +51,8 @@ pub struct Session {
     out_seq: u64,
     in_seq: u64,
     in_seq_acked: u64,
+    /// The highest seq the peer acked in this session (0: none yet).
+    peer_acked: u64,
     /// Waiting to be sent, by priority (highest served first, FIFO within one). Emptied queues
     /// are kept, so a busy session does not reallocate them on every flush.
     queues: BTreeMap<u16, VecDeque<Message>>,
@@ -49,6 +76,10 @@ pub struct SessionStats {
     pub duplicates: u64,
     /// Messages dropped by session resets.
     pub dropped_by_reset: u64,
+    /// Messages the peer acked and then, in the SEQ exchange of a later socket, turned out not
+    /// to have: the ACK that released them was false (in v1, a corrupted ACK that still looked
+    /// plausible). They were dropped at the ACK and cannot be replayed.
+    pub lost_to_false_acks: u64,
 }
 
 impl Session {
@@ -60,6 +91,7 @@ impl Session {
             out_seq: 0,
             in_seq: 0,
             in_seq_acked: 0,
+            peer_acked: 0,
             queues: BTreeMap::new(),
             queued: 0,
             replay: VecDeque::new(),
@@ -167,13 +199,26 @@ impl Session {
         out
     }
 
+    /// The highest seq we ever gave a message in this session (requeued ones included).
+    fn highest_numbered(&self) -> u64 {
+        self.replay
+            .back()
+            .map_or(self.out_seq, |m| m.seq.max(self.out_seq))
+    }
+
     /// The peer acked every seq up to `seq`: forget those. Returns how many were released.
-    pub fn handle_ack(&mut self, seq: u64) -> usize {
+    /// An ACK beyond every seq we numbered is refused (and changes nothing).
+    pub fn handle_ack(&mut self, seq: u64) -> Result<usize, SessionError> {
+        let highest = self.highest_numbered();
+        if seq > highest {
+            return Err(SessionError::AckBeyondSent { ack: seq, highest });
+        }
+        self.peer_acked = self.peer_acked.max(seq);
         let before = self.sent.len();
         while self.sent.front().is_some_and(|m| m.seq <= seq) {
             self.sent.pop_front();
         }
-        before - self.sent.len()
+        Ok(before - self.sent.len())
     }
 
     /// The socket faulted: every unacked message goes back in front of everything, keeping its
@@ -192,8 +237,22 @@ impl Session {
     ///
     /// Ceph stalls a v1 connection on a resent old seq, so these must never go out again. If the
     /// peer claims more than we ever numbered (it kept a session we lost), `out_seq` jumps past
-    /// its `in_seq` so our next message is not discarded as a duplicate.
-    pub fn skip_acked_by_peer(&mut self, peer_in_seq: u64) {
+    /// its `in_seq` so our next message is not discarded as a duplicate; but while we still hold
+    /// messages to replay, such a claim cannot be true and is refused.
+    ///
+    /// A peer that has less than it acked before proves an earlier ACK false: what lay between
+    /// is gone (counted in [`SessionStats::lost_to_false_acks`], and returned).
+    pub fn skip_acked_by_peer(&mut self, peer_in_seq: u64) -> Result<u64, SessionError> {
+        let highest = self.highest_numbered();
+        if !self.replay.is_empty() && peer_in_seq > highest {
+            return Err(SessionError::SeqBeyondSent {
+                peer_in_seq,
+                highest,
+            });
+        }
+        let lost = self.peer_acked.saturating_sub(peer_in_seq);
+        self.stats.lost_to_false_acks += lost;
+        self.peer_acked = peer_in_seq;
         while self.replay.front().is_some_and(|m| m.seq <= peer_in_seq) {
             let m = self.replay.pop_front().expect("front checked");
             self.out_seq = m.seq;
@@ -202,6 +261,7 @@ impl Session {
         if self.replay.is_empty() && peer_in_seq > self.out_seq {
             self.out_seq = peer_in_seq;
         }
+        Ok(lost)
     }
 
     /// READY without the SEQ exchange, or a restarted peer: requeued messages are dropped (the
@@ -211,6 +271,7 @@ impl Session {
         self.replay.clear();
         self.in_seq = 0;
         self.in_seq_acked = 0;
+        self.peer_acked = 0;
     }
 
     /// A received message with `seq`: accept it, or report a duplicate to drop.
@@ -252,6 +313,7 @@ impl Session {
         self.in_seq = 0;
         self.in_seq_acked = 0;
         self.out_seq = new_out_seq;
+        self.peer_acked = 0;
         dropped
     }
 }
@@ -295,9 +357,63 @@ mod tests {
             s.enqueue(msg(127, t));
         }
         drain(&mut s);
-        assert_eq!(s.handle_ack(2), 2);
+        assert_eq!(s.handle_ack(2), Ok(2));
         assert_eq!(s.unacked_len(), 1);
-        assert_eq!(s.handle_ack(1), 0);
+        assert_eq!(s.handle_ack(1), Ok(0));
+    }
+
+    #[test]
+    fn an_ack_beyond_every_numbered_seq_is_refused_and_releases_nothing() {
+        let mut s = Session::new(false);
+        for t in ["a", "b", "c"] {
+            s.enqueue(msg(127, t));
+        }
+        drain(&mut s);
+        // A flipped high bit: 3 | 1 << 40.
+        assert_eq!(
+            s.handle_ack(3 | 1 << 40),
+            Err(SessionError::AckBeyondSent {
+                ack: 3 | 1 << 40,
+                highest: 3
+            })
+        );
+        assert_eq!(s.unacked_len(), 3);
+        // Requeued messages still count as numbered: an ACK up to them is no error.
+        s.requeue_sent();
+        assert!(s.handle_ack(3).is_ok());
+    }
+
+    #[test]
+    fn a_seq_claim_beyond_what_we_replay_is_refused_and_skips_nothing() {
+        let mut s = Session::new(false);
+        for t in ["a", "b", "c"] {
+            s.enqueue(msg(127, t));
+        }
+        drain(&mut s);
+        s.requeue_sent();
+        assert_eq!(
+            s.skip_acked_by_peer(1 << 33),
+            Err(SessionError::SeqBeyondSent {
+                peer_in_seq: 1 << 33,
+                highest: 3
+            })
+        );
+        assert_eq!(drain(&mut s).len(), 3, "everything is still replayed");
+    }
+
+    #[test]
+    fn a_false_ack_is_proved_by_the_next_seq_exchange() {
+        let mut s = Session::new(false);
+        for t in ["a", "b", "c", "d", "e"] {
+            s.enqueue(msg(127, t));
+        }
+        drain(&mut s);
+        // The peer had 2, a corrupted ACK said 4: 3 and 4 are released, unreceived.
+        assert_eq!(s.handle_ack(4), Ok(4));
+        s.requeue_sent();
+        assert_eq!(s.skip_acked_by_peer(2), Ok(2));
+        assert_eq!(s.stats().lost_to_false_acks, 2);
+        assert_eq!(drain(&mut s), [(5, "e".to_string())]);
     }
 
     #[test]
@@ -307,7 +423,7 @@ mod tests {
             s.enqueue(msg(127, t));
         }
         drain(&mut s);
-        s.handle_ack(1);
+        s.handle_ack(1).unwrap();
         s.enqueue(msg(255, "new"));
         s.requeue_sent();
         assert_eq!(s.out_seq(), 1);
@@ -340,7 +456,7 @@ mod tests {
         }
         drain(&mut s);
         s.requeue_sent();
-        s.skip_acked_by_peer(2);
+        assert_eq!(s.skip_acked_by_peer(2), Ok(0));
         assert_eq!(drain(&mut s), [(3, "c".to_string())]);
         assert_eq!(s.stats().skipped_after_seq, 2);
     }
@@ -348,7 +464,7 @@ mod tests {
     #[test]
     fn peer_claiming_more_than_we_sent_moves_out_seq_past_it() {
         let mut s = Session::new(false);
-        s.skip_acked_by_peer(50);
+        assert_eq!(s.skip_acked_by_peer(50), Ok(0));
         s.enqueue(msg(127, "x"));
         assert_eq!(s.next_outgoing().unwrap().seq, 51);
     }

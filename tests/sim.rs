@@ -174,7 +174,9 @@ impl Side {
                     }
                 }
                 Frame::Ack(seq) => {
-                    self.session.handle_ack(seq);
+                    self.session
+                        .handle_ack(seq)
+                        .expect("the sim's peers tell the truth");
                 }
                 other => panic!("unexpected frame {other:?}"),
             }
@@ -286,7 +288,7 @@ impl Sim {
                         let s = &mut self.a.session;
                         s.set_lossy(est.lossy);
                         if let Some(acked) = est.peer_acked_seq {
-                            s.skip_acked_by_peer(acked);
+                            s.skip_acked_by_peer(acked).expect("a truthful peer");
                         } else {
                             s.discard_requeued_and_restart_in_seq();
                         }
@@ -394,7 +396,7 @@ impl Sim {
             s.discard_requeued_and_restart_in_seq();
         }
         if let Some(acked) = acc.peer_acked_seq {
-            s.skip_acked_by_peer(acked);
+            s.skip_acked_by_peer(acked).expect("a truthful peer");
         }
         s.note_in_seq_told_to_peer();
         self.b.connect_seq = acc.connect_seq;

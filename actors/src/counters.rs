@@ -85,6 +85,9 @@ counters! {
         accept_refused,
         /// Session resets (RESETSESSION, restarted peers).
         session_resets,
+        /// Messages a false ACK released before the peer had them, found out at the next SEQ
+        /// exchange (v1 ACKs carry no CRC; see docs/semantics.md). Lost; should stay 0.
+        lost_to_false_acks,
     }
 }
 
@@ -99,7 +102,7 @@ impl Counters {
         Self::add(&self.faults, 1);
         let c = match kind {
             "io" | "peer_closed" => &self.faults_io,
-            "decode" => &self.faults_decode,
+            "decode" | "sequence" => &self.faults_decode,
             "handshake" | "wait" => &self.faults_handshake,
             "handshake_timeout" | "stalled" | "idle" => &self.faults_timeout,
             _ => &self.faults_injected,

@@ -14,6 +14,9 @@ pub enum PipeError {
     /// The peer sent bytes that are not msgr v1.
     #[error("protocol: {0}")]
     Decode(#[from] DecodeError),
+    /// The peer sent an ACK or SEQ that cannot be true (v1 carries them without a CRC).
+    #[error("sequence: {0}")]
+    Session(#[from] msgr::session::SessionError),
     /// The handshake failed.
     #[error("handshake: {0}")]
     Handshake(#[from] HandshakeError),
@@ -46,6 +49,7 @@ impl PipeError {
         match self {
             PipeError::Io(_) => "io",
             PipeError::Decode(_) => "decode",
+            PipeError::Session(_) => "sequence",
             PipeError::Handshake(_) => "handshake",
             PipeError::HandshakeTimeout => "handshake_timeout",
             PipeError::Stalled => "stalled",

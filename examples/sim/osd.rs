@@ -36,6 +36,8 @@ struct MapView {
 pub struct OsdInner {
     pub id: u32,
     mon_addr: EntityAddr,
+    /// The IP both messengers bind (each on a free port).
+    bind_ip: std::net::IpAddr,
     inject: u64,
     running: AtomicBool,
     /// The newest map epoch that marked us down while we ran, and made us boot again.
@@ -354,10 +356,16 @@ impl Dispatcher for Heartbeat {
 
 impl Osd {
     pub fn new(id: u32, mon_addr: EntityAddr, inject: u64) -> Osd {
+        Self::bound_to(id, mon_addr, inject, [127, 0, 0, 1].into())
+    }
+
+    /// An OSD whose messengers bind `bind_ip` (another host's address, in a network namespace).
+    pub fn bound_to(id: u32, mon_addr: EntityAddr, inject: u64, bind_ip: std::net::IpAddr) -> Osd {
         Osd {
             inner: Arc::new(OsdInner {
                 id,
                 mon_addr,
+                bind_ip,
                 inject,
                 running: AtomicBool::new(false),
                 rebooted_in: AtomicU32::new(0),
@@ -395,15 +403,9 @@ impl Osd {
             .share_threads_with(&public)
             .build()
             .expect("heartbeat messenger");
-        let addr = public
-            .bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("bind");
+        let addr = public.bind((me.bind_ip, 0).into()).await.expect("bind");
         public.start().expect("start");
-        let hb_addr = hb
-            .bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("bind hb");
+        let hb_addr = hb.bind((me.bind_ip, 0).into()).await.expect("bind hb");
         hb.start().expect("start hb");
         let mon = public
             .get_connection(me.mon_addr, EntityType::MON)

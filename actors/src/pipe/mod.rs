@@ -328,6 +328,10 @@ impl Pipe {
         );
         self.count(|c| &c.duplicates, s.duplicates - old.duplicates);
         self.count(|c| &c.dropped, s.dropped_by_reset - old.dropped_by_reset);
+        self.count(
+            |c| &c.lost_to_false_acks,
+            s.lost_to_false_acks - old.lost_to_false_acks,
+        );
         self.stats_seen = s;
     }
 
@@ -509,8 +513,20 @@ impl Pipe {
         slot: Option<SocketSlot>,
         ctx: &mut Context<Self>,
     ) {
-        match peer_acked {
-            Some(acked) => self.session.skip_acked_by_peer(acked),
+        match peer_acked.map(|acked| self.session.skip_acked_by_peer(acked)) {
+            Some(Ok(0)) => {}
+            Some(Ok(lost)) => tracing::error!(
+                peer = %self.conn.peer_addr(),
+                conn = self.conn.id(),
+                lost,
+                "the peer lacks messages it acked: a false (corrupted) ACK released them"
+            ),
+            // The claim cannot be true: this socket is not to be trusted. Dropping it makes a
+            // fault like any other; the replay waits for the next socket.
+            Some(Err(e)) => {
+                drop(stream);
+                return self.fault(e.into(), ctx);
+            }
             None if restart_in_seq => self.session.discard_requeued_and_restart_in_seq(),
             None => {}
         }
@@ -926,7 +942,9 @@ impl Handler<Incoming> for Pipe {
         let mut items = Vec::new();
         let mut accepted = 0;
         let mut need_flush = false;
-        let mut closed = false;
+        // Why this socket must end after the frames handled so far (the rest is not accepted,
+        // so the peer replays it).
+        let mut ended: Option<PipeError> = None;
         for f in frames.drain(..) {
             match f {
                 InFrame::Message(m, mut guard) => {
@@ -980,8 +998,11 @@ impl Handler<Incoming> for Pipe {
                     }
                 }
                 InFrame::Other(Frame::Ack(seq)) => {
-                    self.session.handle_ack(seq);
                     self.count(|c| &c.acks_in, 1);
+                    if let Err(e) = self.session.handle_ack(seq) {
+                        ended = Some(e.into());
+                        break;
+                    }
                 }
                 InFrame::Other(Frame::Keepalive) | InFrame::Other(Frame::Keepalive2Ack(_)) => {
                     self.count(|c| &c.keepalives_in, 1);
@@ -992,7 +1013,7 @@ impl Handler<Incoming> for Pipe {
                     need_flush = true;
                 }
                 InFrame::Other(Frame::Close) => {
-                    closed = true;
+                    ended = Some(PipeError::PeerClosed);
                     break;
                 }
                 InFrame::Other(Frame::Message(_)) => unreachable!("the reader wraps messages"),
@@ -1009,8 +1030,8 @@ impl Handler<Incoming> for Pipe {
                     items,
                 });
         }
-        if closed {
-            return self.fault(PipeError::PeerClosed, ctx);
+        if let Some(error) = ended {
+            return self.fault(error, ctx);
         }
         if need_flush || self.session.has_pending() || (accepted > 0 && !self.session.is_lossy()) {
             // One read's replies and its ACK go out together, now: the batch is already as

@@ -422,3 +422,72 @@ async fn a_closed_session_answers_a_connect_but_takes_no_socket() {
     assert_eq!(s.conn.info().await.map(|i| i.state), Some("closed"));
     s.m.shutdown().await;
 }
+
+/// The peer's record of the session after it received 1..=3 on the first socket.
+fn peer_has_the_session() -> ExistingSession {
+    ExistingSession {
+        connect_seq: 1,
+        peer_global_seq: 0,
+        state: ExistingState::Standby,
+        lossy: false,
+        policy_server: false,
+        established: true,
+    }
+}
+
+/// v1's ACK has no CRC: a flipped high bit turns "3" into an ACK for seqs never sent. Acted
+/// on, it released every unacked message, and the next fault lost them. It must fault the
+/// socket instead, and the replay on the next socket must bring 1..=3 again (the peer claims
+/// to have none of them, as if the ACK had been a lie about what it had).
+#[actix_rt::test]
+async fn an_ack_beyond_every_sent_seq_faults_the_socket_and_the_messages_are_replayed() {
+    let (s, mut first) = open_session(Duration::from_secs(120)).await;
+    let mut ack = vec![msgr::wire::Tag::Ack as u8];
+    ack.extend_from_slice(&(3u64 | 1 << 40).to_le_bytes());
+    first.write_all(&ack).await.unwrap();
+    closes(first, "the socket that carried the false ACK to close").await;
+    let (mut second, mut buf, msg_auth) = within(
+        "the session's new dial",
+        accept_dial(&s.listener, s.peer, Some(peer_has_the_session()), 0),
+    )
+    .await;
+    let mut decoder = FrameDecoder::new(msg_auth, s.limits);
+    let got = within(
+        "the replay",
+        read_messages(&mut second, &mut buf, &mut decoder, 3),
+    )
+    .await;
+    assert_eq!(got, [(1, 1), (2, 2), (3, 3)], "the replay is incomplete");
+    assert!(s.conn.counters().faults_decode >= 1);
+    drop(second);
+    s.m.shutdown().await;
+}
+
+/// The SEQ exchange carries no CRC either: a peer claiming far more than we ever numbered,
+/// while we hold messages to replay, would make us skip them all. That socket is dropped, and
+/// the next one (with a true claim) gets the replay.
+#[actix_rt::test]
+async fn a_seq_claim_beyond_every_sent_seq_drops_that_socket_and_the_next_gets_the_replay() {
+    let (s, first) = open_session(Duration::from_secs(120)).await;
+    drop(first);
+    let (bad, _, _) = within(
+        "the session's new dial",
+        accept_dial(&s.listener, s.peer, Some(peer_has_the_session()), 1 << 35),
+    )
+    .await;
+    closes(bad, "the socket with the impossible SEQ to close").await;
+    let (mut good, mut buf, msg_auth) = within(
+        "the dial after it",
+        accept_dial(&s.listener, s.peer, Some(peer_has_the_session()), 1),
+    )
+    .await;
+    let mut decoder = FrameDecoder::new(msg_auth, s.limits);
+    let got = within(
+        "the replay after seq 1",
+        read_messages(&mut good, &mut buf, &mut decoder, 2),
+    )
+    .await;
+    assert_eq!(got, [(2, 2), (3, 3)]);
+    drop(good);
+    s.m.shutdown().await;
+}
