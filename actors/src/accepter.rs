@@ -13,9 +13,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::counters::Counters;
 use crate::error::PipeError;
+use crate::msgs::{Adopt, DecideAccept, RouteAccept, StopAccepting};
 use crate::net;
-use crate::pipe::{Adopt, DecideAccept};
-use crate::registry::RouteAccept;
 use crate::shared::Shared;
 
 /// Counts an accepted socket while it lives (for `ms_max_connections`).
@@ -40,11 +39,6 @@ pub struct Accepter {
     listener: Option<std::net::TcpListener>,
     shared: Arc<Shared>,
 }
-
-/// Stops accepting (the listening socket is closed).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct StopAccepting;
 
 impl Accepter {
     pub(crate) fn new(listener: std::net::TcpListener, shared: Arc<Shared>) -> Self {

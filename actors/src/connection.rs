@@ -8,10 +8,9 @@ use actix::WeakAddr;
 use msgr::{EntityAddr, EntityName, EntityType, Message};
 
 use crate::counters::{Counters, CountersSnapshot};
-use crate::dispatch::{Deliver, DispatchItem};
-use crate::pipe::{
-    GetInfo, Kill, KillTarget, MarkDown, Pipe, PipeInfo, SendKeepalive, SendMessage,
-};
+use crate::dispatch::DispatchItem;
+use crate::msgs::{Deliver, GetInfo, Kill, MarkDown, SendKeepalive, SendMessage};
+use crate::pipe::{KillTarget, Pipe, PipeInfo};
 use crate::shared::Shared;
 
 /// Why a send was refused.

@@ -11,6 +11,7 @@ use msgr::message::priority;
 use msgr::Message;
 
 use crate::connection::Connection;
+use crate::msgs::Deliver;
 use crate::shared::Shared;
 use crate::throttle::ThrottleGuard;
 
@@ -117,14 +118,6 @@ impl DispatchItem {
             DispatchItem::Event(_) => priority::HIGHEST,
         }
     }
-}
-
-/// Pipe → DispatchQueue: items received on one connection, in order.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Deliver {
-    pub(crate) conn: Connection,
-    pub(crate) items: Vec<DispatchItem>,
 }
 
 #[derive(Message)]

@@ -41,6 +41,7 @@ pub mod dispatch;
 pub mod error;
 pub mod inject;
 pub mod messenger;
+mod msgs;
 pub mod net;
 pub mod pipe;
 mod read_buffer;

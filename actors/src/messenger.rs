@@ -13,13 +13,14 @@ use msgr::handshake::Authorizer;
 use msgr::{Config, EntityAddr, EntityName, EntityType, Policy};
 use tokio::sync::Notify;
 
-use crate::accepter::{Accepter, StopAccepting};
+use crate::accepter::Accepter;
 use crate::connection::{Connection, Target};
 use crate::counters::CountersSnapshot;
 use crate::dispatch::{DispatchQueue, Dispatcher};
 use crate::error::MessengerError;
+use crate::msgs::{GetConnection, ListConnections, MarkDownAll, StopAccepting, WhenEmpty};
 use crate::net;
-use crate::registry::{GetConnection, ListConnections, MarkDownAll, Registry, WhenEmpty};
+use crate::registry::Registry;
 use crate::shared::Shared;
 
 /// How long [`Messenger::shutdown`] waits for its sessions to flush and close, by default.

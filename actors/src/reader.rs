@@ -17,7 +17,8 @@ use crate::connection::Connection;
 use crate::counters::Counters;
 use crate::error::PipeError;
 use crate::inject::Injector;
-use crate::pipe::{Incoming, Pipe, SocketFault};
+use crate::msgs::{DrainUntilClosed, Incoming, SocketFault, StopReader};
+use crate::pipe::Pipe;
 use crate::read_buffer::ReadBuffer;
 use crate::shared::Shared;
 use crate::throttle::{ReceiveThrottles, ThrottleGuard, ThrottlePermit};
@@ -59,11 +60,6 @@ struct ReadState {
     shared: Arc<Shared>,
     _slot: Option<crate::accepter::SocketSlot>,
 }
-
-/// Stops the reader (its socket half is dropped).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct StopReader;
 
 impl PipeReader {
     #[allow(clippy::too_many_arguments)]
@@ -126,15 +122,6 @@ impl PipeReader {
         });
     }
 }
-
-/// Graceful close: keep reading (what arrives goes nowhere) until the peer closes too, for at
-/// most [`DRAIN_LIMIT`]. Closing a socket with unread bytes in its receive buffer (the peer's
-/// ACKs, say) makes the kernel send a reset, and a reset makes the peer's kernel discard what
-/// it received and its application has not read yet: the tail of what our writer just wrote.
-/// The guard counts the close as in progress until the reader is gone.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct DrainUntilClosed(pub(crate) ClosingGuard);
 
 /// Longest a reader drains after a graceful close.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);

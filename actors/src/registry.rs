@@ -7,55 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use msgr::{EntityAddr, EntityType};
+use msgr::EntityAddr;
 
 use crate::connection::Connection;
-use crate::pipe::{MarkDown, Pipe};
+use crate::msgs::{
+    GetConnection, ListConnections, MarkDown, MarkDownAll, RouteAccept, Unregister, WhenEmpty,
+};
+use crate::pipe::Pipe;
 use crate::shared::Shared;
-
-/// Finds or creates the outgoing session to `addr`.
-#[derive(Message)]
-#[rtype(result = "Option<Connection>")]
-pub(crate) struct GetConnection {
-    pub(crate) addr: EntityAddr,
-    pub(crate) peer_type: EntityType,
-    pub(crate) check_nonce: bool,
-}
-
-/// Finds (or creates, on `shard`) the Pipe that will decide on a connect from `peer_addr`.
-#[derive(Message)]
-#[rtype(result = "Option<Addr<Pipe>>")]
-pub(crate) struct RouteAccept {
-    pub(crate) peer_addr: EntityAddr,
-    pub(crate) peer_type: EntityType,
-    pub(crate) shard: usize,
-}
-
-/// A Pipe closed for good (named by its connection id: the registry alone knows the address
-/// it filed the Pipe under, which is not always the peer address the Pipe ended up with).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Unregister {
-    pub(crate) id: u64,
-}
-
-/// Marks down every session (graceful: flush first) and refuses new ones.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct MarkDownAll {
-    pub(crate) graceful: bool,
-    pub(crate) shutting_down: bool,
-}
-
-/// Every live connection.
-#[derive(Message)]
-#[rtype(result = "Vec<Connection>")]
-pub(crate) struct ListConnections;
-
-/// Resolves the returned receiver once no session is left (at once if none is).
-#[derive(Message)]
-#[rtype(result = "tokio::sync::oneshot::Receiver<()>")]
-pub(crate) struct WhenEmpty;
 
 /// The session table.
 pub struct Registry {

@@ -14,24 +14,9 @@ use crate::connection::Connection;
 use crate::counters::Counters;
 use crate::error::PipeError;
 use crate::inject::Injector;
-use crate::pipe::{Pipe, SocketFault};
+use crate::msgs::{CloseAfterFlush, SocketFault, StopWriter, Write};
+use crate::pipe::Pipe;
 use crate::shared::Shared;
-
-/// Chunks to write, in order.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Write(pub(crate) Vec<Bytes>);
-
-/// Write what is queued, then close the socket and stop (graceful shutdown). The guard counts
-/// the close as in progress until the writer is gone.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct CloseAfterFlush(pub(crate) ClosingGuard);
-
-/// Stop now; unwritten data is dropped (the Pipe still holds unacked messages).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct StopWriter;
 
 /// The write half of one socket, for one socket generation of a Pipe.
 pub struct PipeWriter {

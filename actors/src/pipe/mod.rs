@@ -23,8 +23,7 @@ use msgr::features::{self, MSGR_KEEPALIVE2};
 use msgr::handshake::authorizer::verify_auth_none;
 use msgr::handshake::connector::uses_msg_auth;
 use msgr::handshake::{
-    decide, AcceptContext, Acceptor, ConnectRequest, ConnectorParams, Decision, ExistingSession,
-    ExistingState, ReplyContext,
+    decide, AcceptContext, ConnectorParams, Decision, ExistingSession, ExistingState, ReplyContext,
 };
 use msgr::policy::{Backoff, FaultAction, FaultContext, ReconnectKind};
 use msgr::session::{Receive, Session, SessionStats};
@@ -37,66 +36,17 @@ use rand::Rng;
 use crate::accepter::SocketSlot;
 use crate::connection::{Connection, Target};
 use crate::counters::Counters;
-use crate::dispatch::{ConnEvent, Deliver, DispatchItem};
+use crate::dispatch::{ConnEvent, DispatchItem};
 use crate::error::PipeError;
+use crate::msgs::{
+    Adopt, CloseAfterFlush, DecideAccept, Deliver, DrainUntilClosed, GetInfo, Incoming, Kill,
+    MarkDown, SendKeepalive, SendMessage, SocketFault, StopReader, StopWriter, Unregister, Write,
+};
 use crate::net;
-use crate::reader::{DrainUntilClosed, InFrame, PipeReader, ReaderConfig, StopReader};
-use crate::registry::Unregister;
+use crate::reader::{InFrame, PipeReader, ReaderConfig};
 use crate::shared::Shared;
 use crate::throttle::{ReceiveThrottles, Throttle};
-use crate::writer::{CloseAfterFlush, PipeWriter, StopWriter, Write};
-
-/// Connection → Pipe: queue a message.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct SendMessage(pub(crate) Message);
-
-/// Connection → Pipe: send a keepalive.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct SendKeepalive;
-
-/// Connection / Registry → Pipe: close the session. Graceful: flush what is queued first.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct MarkDown {
-    pub(crate) graceful: bool,
-}
-
-/// PipeReader → Pipe: frames decoded from socket generation `gen`, and the dispatch-throttle
-/// permit holding their messages' units (released once the batch is handled).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Incoming {
-    pub(crate) gen: u64,
-    pub(crate) frames: Vec<InFrame>,
-    pub(crate) dispatch: Option<crate::throttle::ThrottlePermit>,
-}
-
-/// PipeReader / PipeWriter → Pipe: socket generation `gen` failed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct SocketFault {
-    pub(crate) gen: u64,
-    pub(crate) error: PipeError,
-}
-
-/// Accept task → Pipe: decide on a connect request, with this session's exact state (spec §2.6).
-#[derive(Message)]
-#[rtype(result = "Decision")]
-pub(crate) struct DecideAccept(pub(crate) ConnectRequest);
-
-/// Accept task → Pipe: after an Open decision, take over the socket and finish the handshake.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Adopt {
-    pub(crate) stream: std::net::TcpStream,
-    pub(crate) acceptor: Acceptor,
-    pub(crate) inbuf: BytesMut,
-    pub(crate) decision: Decision,
-    pub(crate) req: ConnectRequest,
-    pub(crate) slot: Option<SocketSlot>,
-}
+use crate::writer::PipeWriter;
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -112,11 +62,6 @@ pub enum KillTarget {
     /// The Pipe itself (its supervisor restarts it).
     Pipe,
 }
-
-/// Test hook → Pipe: stop one of the connection's actors.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Kill(pub(crate) KillTarget);
 
 /// A snapshot of a Pipe's state, for tests and tools.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -136,11 +81,6 @@ pub struct PipeInfo {
     /// The session is lossy.
     pub lossy: bool,
 }
-
-/// Test / tool → Pipe: report its state.
-#[derive(Message)]
-#[rtype(result = "PipeInfo")]
-pub(crate) struct GetInfo;
 
 enum State {
     /// Created for an accepted socket; waiting for Adopt.

@@ -28,7 +28,8 @@ use msgr::{Config, EntityAddr, EntityName, EntityType, Message, Policy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{read_more, Adopt, DecideAccept};
+use super::read_more;
+use crate::msgs::{Adopt, DecideAccept};
 use crate::{Connection, Dispatcher, Messenger};
 
 /// Generous bound for each step; a step that needs it has already failed.

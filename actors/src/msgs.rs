@@ -1,0 +1,183 @@
+//! Every message between the runtime's actors, grouped by the actor that receives it; each
+//! says `from → to: meaning`. docs/architecture.md points here rather than copying the list.
+//! Messages an actor sends only to itself (the Pipe's `Flush`, the DispatchQueue's `Drain` and
+//! `Release`) stay private in that actor's file.
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use msgr::handshake::{Acceptor, ConnectRequest, Decision};
+use msgr::{EntityAddr, EntityType, Message};
+
+use crate::accepter::SocketSlot;
+use crate::closing::ClosingGuard;
+use crate::connection::Connection;
+use crate::dispatch::DispatchItem;
+use crate::error::PipeError;
+use crate::pipe::{KillTarget, Pipe, PipeInfo};
+use crate::reader::InFrame;
+use crate::throttle::ThrottlePermit;
+
+// ---- to the Pipe ----
+
+/// Connection → Pipe: queue a message.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SendMessage(pub(crate) Message);
+
+/// Connection → Pipe: send a keepalive now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SendKeepalive;
+
+/// Connection, Registry → Pipe: close the session; graceful: flush what is queued first.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct MarkDown {
+    pub(crate) graceful: bool,
+}
+
+/// Connection (test hook) → Pipe: stop one of the connection's actors.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Kill(pub(crate) KillTarget);
+
+/// Connection → Pipe: report the state.
+#[derive(Message)]
+#[rtype(result = "PipeInfo")]
+pub(crate) struct GetInfo;
+
+/// PipeReader → Pipe: frames decoded from socket generation `gen`, one batch per read, and the
+/// dispatch-throttle permit holding their messages' units (released once the batch is handled).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Incoming {
+    pub(crate) gen: u64,
+    pub(crate) frames: Vec<InFrame>,
+    pub(crate) dispatch: Option<ThrottlePermit>,
+}
+
+/// PipeReader, PipeWriter → Pipe: the socket of generation `gen` failed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SocketFault {
+    pub(crate) gen: u64,
+    pub(crate) error: PipeError,
+}
+
+/// accept task → Pipe: decide on a connect request with this session's exact state (spec §2.6).
+#[derive(Message)]
+#[rtype(result = "Decision")]
+pub(crate) struct DecideAccept(pub(crate) ConnectRequest);
+
+/// accept task → Pipe: after an Open decision, take over the socket and finish the handshake.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Adopt {
+    pub(crate) stream: std::net::TcpStream,
+    pub(crate) acceptor: Acceptor,
+    pub(crate) inbuf: BytesMut,
+    pub(crate) decision: Decision,
+    pub(crate) req: ConnectRequest,
+    pub(crate) slot: Option<SocketSlot>,
+}
+
+// ---- to the PipeReader ----
+
+/// Pipe → PipeReader: stop now (the socket half is dropped).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopReader;
+
+/// Pipe → PipeReader: graceful close. Keep reading (what arrives goes nowhere) until the
+/// peer closes too, for at most two seconds. Closing a socket with unread bytes in its receive
+/// buffer (the peer's ACKs, say) makes the kernel send a reset, and a reset makes the peer's
+/// kernel discard what it received and its application has not read yet: the tail of what our
+/// writer just wrote. The guard counts the close as in progress until the reader is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct DrainUntilClosed(pub(crate) ClosingGuard);
+
+// ---- to the PipeWriter ----
+
+/// Pipe → PipeWriter: chunks to write, in order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Write(pub(crate) Vec<Bytes>);
+
+/// Pipe → PipeWriter: write what is queued, then close the socket and stop (graceful). The guard
+/// counts the close as in progress until the writer is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct CloseAfterFlush(pub(crate) ClosingGuard);
+
+/// Pipe → PipeWriter: stop now; unwritten data is dropped (the Pipe still holds unacked
+/// messages).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopWriter;
+
+// ---- to the DispatchQueue ----
+
+/// Pipe, local Connection → DispatchQueue: messages and events of one connection, in order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Deliver {
+    pub(crate) conn: Connection,
+    pub(crate) items: Vec<DispatchItem>,
+}
+
+// ---- to the Registry ----
+
+/// Messenger → Registry: find or create the outgoing session to `addr`.
+#[derive(Message)]
+#[rtype(result = "Option<Connection>")]
+pub(crate) struct GetConnection {
+    pub(crate) addr: EntityAddr,
+    pub(crate) peer_type: EntityType,
+    pub(crate) check_nonce: bool,
+}
+
+/// accept task → Registry: find (or create, on `shard`) the Pipe that will decide on a connect
+/// from `peer_addr`.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<Pipe>>")]
+pub(crate) struct RouteAccept {
+    pub(crate) peer_addr: EntityAddr,
+    pub(crate) peer_type: EntityType,
+    pub(crate) shard: usize,
+}
+
+/// Pipe → Registry: the Pipe closed for good. Named by its connection id: the registry alone
+/// knows the address it filed the Pipe under, which is not always the peer address the Pipe
+/// ended up with.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Unregister {
+    pub(crate) id: u64,
+}
+
+/// Messenger → Registry: mark down every session (graceful: flush first); `shutting_down` also
+/// refuses new ones.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct MarkDownAll {
+    pub(crate) graceful: bool,
+    pub(crate) shutting_down: bool,
+}
+
+/// Messenger → Registry: every live connection.
+#[derive(Message)]
+#[rtype(result = "Vec<Connection>")]
+pub(crate) struct ListConnections;
+
+/// Messenger → Registry: a receiver that resolves once no session is left (at once if none is).
+#[derive(Message)]
+#[rtype(result = "tokio::sync::oneshot::Receiver<()>")]
+pub(crate) struct WhenEmpty;
+
+// ---- to the Accepter ----
+
+/// Messenger → Accepter: stop accepting (the listening socket is closed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopAccepting;
