@@ -12,6 +12,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 256 << 20;
 
 /// A configuration value that is wrong, or an option that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// No option has this name.
     #[error("unknown option {0:?}")]

@@ -26,6 +26,7 @@ impl std::fmt::Display for Section {
 
 /// Bytes from the peer that cannot be a valid msgr v1 stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// A fixed-size structure was cut short (only for whole-buffer decodes, never in the streaming decoder).
     #[error("truncated {what}: need {need} bytes, have {have}")]
@@ -84,6 +85,7 @@ pub enum DecodeError {
 
 /// A Ceph-encoded payload (denc) that cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DencError {
     /// The buffer ended before the value did.
     #[error("truncated {what}: need {need} more bytes, have {have}")]

@@ -23,6 +23,7 @@ pub enum Receive {
 /// unacked messages the peer never received; the socket is faulted instead, and the messages
 /// are replayed on the next one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// An ACK for a seq we never numbered.
     #[error("peer acked seq {ack}, but we numbered only up to {highest}")]

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 
 use common::chaos::{Chaos, ChaosProxy};
 use common::*;
+use msgr::handshake::HandshakeError;
 use msgr::{EntityAddr, EntityType, Policy};
-use msgr_actors::Messenger;
+use msgr_actors::{Messenger, PipeError};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -92,9 +93,9 @@ async fn without_public_addr_a_proxied_server_claims_the_wrong_address() {
         .get_connection(via_proxy, EntityType::OSD)
         .await
         .unwrap();
-    wait_for(20, "the handshake refused", || {
+    wait_for(20, "the handshake refused as the wrong peer", || {
         conn.last_error()
-            .is_some_and(|e| e.contains("claims to be"))
+            .is_some_and(|e| matches!(&*e, PipeError::Handshake(HandshakeError::WrongPeer { .. })))
     })
     .await;
     assert!(!conn.is_connected());

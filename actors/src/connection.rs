@@ -9,12 +9,18 @@ use msgr::{EntityAddr, EntityName, EntityType, Message};
 
 use crate::counters::{Counters, CountersSnapshot};
 use crate::dispatch::DispatchItem;
-use crate::msgs::{Deliver, GetInfo, Kill, MarkDown, SendKeepalive, SendMessage};
-use crate::pipe::{KillTarget, Pipe, PipeInfo};
+use crate::error::PipeError;
+#[cfg(feature = "fault-injection")]
+use crate::msgs::Kill;
+use crate::msgs::{Deliver, GetInfo, MarkDown, SendKeepalive, SendMessage};
+#[cfg(feature = "fault-injection")]
+use crate::pipe::KillTarget;
+use crate::pipe::{Pipe, PipeInfo};
 use crate::shared::Shared;
 
 /// Why a send was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The connection was marked down (or its messenger shut down); the message is dropped.
     #[error("connection is closed")]
@@ -47,7 +53,7 @@ pub(crate) struct ConnInner {
     pub(crate) connected: AtomicBool,
     pub(crate) closed: AtomicBool,
     pub(crate) features: AtomicU64,
-    pub(crate) last_error: Mutex<Option<String>>,
+    pub(crate) last_error: Mutex<Option<Arc<PipeError>>>,
     pub(crate) counters: Counters,
     pub(crate) target: Target,
     local_seq: AtomicU64,
@@ -198,7 +204,7 @@ impl Connection {
     }
 
     /// Why the last socket of this session failed (a handshake refusal names the reply tag).
-    pub fn last_error(&self) -> Option<String> {
+    pub fn last_error(&self) -> Option<Arc<PipeError>> {
         self.inner
             .last_error
             .lock()
@@ -223,6 +229,8 @@ impl Connection {
 
     /// Fault injection for supervision tests: stops this connection's reader, writer or Pipe.
     /// The session recovers per its policy (lossless sessions replay; nothing is lost).
+    /// Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
     pub fn inject_actor_fault(&self, target: KillTarget) {
         if let Some(p) = self.pipe() {
             p.do_send(Kill(target));

@@ -7,6 +7,7 @@ use msgr::handshake::HandshakeError;
 
 /// Why a connection's socket was given up. Each fault is logged through tracing with this text.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PipeError {
     /// Reading or writing the socket failed, or the peer closed it.
     #[error("socket: {0}")]
@@ -64,6 +65,7 @@ impl PipeError {
 
 /// Errors of the messenger API.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MessengerError {
     /// The configuration does not validate.
     #[error(transparent)]

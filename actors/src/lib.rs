@@ -1,10 +1,14 @@
 //! # msgr-actors: Ceph's SimpleMessenger as actix actors
 //!
 //! The runtime that drives the sans-IO [`msgr`] protocol over TCP. Per peer session there is a
-//! [`Pipe`](pipe::Pipe) (the session, supervised), a [`PipeReader`](reader::PipeReader) and a
-//! [`PipeWriter`](writer::PipeWriter); per shard thread a [`DispatchQueue`](dispatch::DispatchQueue);
-//! per messenger an [`Accepter`](accepter::Accepter) and a [`Registry`](registry::Registry).
+//! Pipe actor (the session, supervised), a PipeReader and a PipeWriter; per shard thread a
+//! DispatchQueue; per messenger an Accepter and a Registry (docs/architecture.md has the map).
 //! A connection's actors all live on one shard, so the hot path never hops threads.
+//!
+//! The public surface is the [`Messenger`] (built with [`MessengerBuilder`]), the [`Connection`]
+//! handle, the [`Dispatcher`] trait, counters and errors. Supervision fault hooks
+//! (`Connection::inject_actor_fault`, `KillTarget`) exist only with the `fault-injection`
+//! feature, which the tests enable.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -32,25 +36,25 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod accepter;
+mod accepter;
 mod busy_poll;
 mod closing;
-pub mod connection;
-pub mod counters;
-pub mod dispatch;
-pub mod error;
-pub mod inject;
-pub mod messenger;
+mod connection;
+mod counters;
+mod dispatch;
+mod error;
+mod inject;
+mod messenger;
 mod msgs;
-pub mod net;
-pub mod pipe;
+mod net;
+mod pipe;
 mod read_buffer;
-pub mod reader;
+mod reader;
 mod recycle;
-pub mod registry;
+mod registry;
 mod shared;
-pub mod throttle;
-pub mod writer;
+mod throttle;
+mod writer;
 
 pub use connection::{Connection, SendError};
 pub use counters::CountersSnapshot;
@@ -58,4 +62,6 @@ pub use dispatch::{ConnEvent, Dispatched, Dispatcher, RecipientDispatcher};
 pub use error::{MessengerError, PipeError};
 pub use messenger::{Messenger, MessengerBuilder, ShutdownOutcome};
 pub use msgr;
-pub use pipe::{KillTarget, PipeInfo};
+#[cfg(feature = "fault-injection")]
+pub use pipe::KillTarget;
+pub use pipe::PipeInfo;

@@ -13,7 +13,9 @@ use crate::closing::ClosingGuard;
 use crate::connection::Connection;
 use crate::dispatch::DispatchItem;
 use crate::error::PipeError;
-use crate::pipe::{KillTarget, Pipe, PipeInfo};
+#[cfg(feature = "fault-injection")]
+use crate::pipe::KillTarget;
+use crate::pipe::{Pipe, PipeInfo};
 use crate::reader::InFrame;
 use crate::throttle::ThrottlePermit;
 
@@ -37,6 +39,7 @@ pub(crate) struct MarkDown {
 }
 
 /// Connection (test hook) → Pipe: stop one of the connection's actors.
+#[cfg(feature = "fault-injection")]
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Kill(pub(crate) KillTarget);

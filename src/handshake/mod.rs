@@ -57,6 +57,7 @@ pub const MAX_AUTHORIZER_LEN: u32 = 4096;
 
 /// Why a handshake failed. Every variant closes the socket; see each for what the policy does next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The bytes were malformed (bad banner, bad address marker, ...).
     #[error("malformed handshake: {0}")]

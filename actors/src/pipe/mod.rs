@@ -9,8 +9,13 @@
 //! survives the restart.
 
 mod handshake;
+#[cfg(feature = "fault-injection")]
+mod kill;
 #[cfg(test)]
 mod tests;
+
+#[cfg(feature = "fault-injection")]
+pub use kill::KillTarget;
 
 pub(crate) use handshake::read_more;
 
@@ -39,8 +44,8 @@ use crate::counters::Counters;
 use crate::dispatch::{ConnEvent, DispatchItem};
 use crate::error::PipeError;
 use crate::msgs::{
-    Adopt, CloseAfterFlush, DecideAccept, Deliver, DrainUntilClosed, GetInfo, Incoming, Kill,
-    MarkDown, SendKeepalive, SendMessage, SocketFault, StopReader, StopWriter, Unregister, Write,
+    Adopt, CloseAfterFlush, DecideAccept, Deliver, DrainUntilClosed, GetInfo, Incoming, MarkDown,
+    SendKeepalive, SendMessage, SocketFault, StopReader, StopWriter, Unregister, Write,
 };
 use crate::net;
 use crate::reader::{InFrame, PipeReader, ReaderConfig};
@@ -51,17 +56,6 @@ use crate::writer::PipeWriter;
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Flush;
-
-/// Which actor of a connection to stop, for supervision fault tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillTarget {
-    /// The PipeReader (its socket half is dropped).
-    Reader,
-    /// The PipeWriter.
-    Writer,
-    /// The Pipe itself (its supervisor restarts it).
-    Pipe,
-}
 
 /// A snapshot of a Pipe's state, for tests and tools.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -627,13 +621,15 @@ impl Pipe {
             self.state = State::Standby;
             return;
         };
+        let error = Arc::new(error);
         let kind = error.kind();
         for c in self.counters() {
             c.fault(kind);
         }
         tracing::info!(peer = %self.conn.peer_addr(), conn = self.conn.id(), error = %error, "connection fault");
-        *self.conn.inner.last_error.lock().expect("last_error lock") = Some(error.to_string());
-        if matches!(&error, PipeError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused) {
+        *self.conn.inner.last_error.lock().expect("last_error lock") = Some(error.clone());
+        if matches!(&*error, PipeError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
             self.event(ConnEvent::Refused);
         }
         let has_queued = self.session.has_outstanding();
@@ -641,8 +637,8 @@ impl Pipe {
             was_open: self.socket_was_open,
             accepted: self.socket_accepted,
             has_queued,
-            in_wait: matches!(error, PipeError::Wait),
-            idle: matches!(error, PipeError::Idle),
+            in_wait: matches!(*error, PipeError::Wait),
+            idle: matches!(*error, PipeError::Idle),
             session_established: self.established,
             peer_undialable: !self.dialable,
         });
@@ -1107,20 +1103,6 @@ impl Handler<Adopt> for Pipe {
                 .map(move |res, act, ctx| act.on_accepted(attempt, res, slot, ctx)),
         );
         self.state = State::Accepting(h);
-    }
-}
-
-impl Handler<Kill> for Pipe {
-    type Result = ();
-    fn handle(&mut self, Kill(target): Kill, ctx: &mut Context<Self>) {
-        match (&self.state, target) {
-            (State::Open { reader, .. }, KillTarget::Reader) => reader.do_send(StopReader),
-            (State::Open { writer, .. }, KillTarget::Writer) => writer.do_send(StopWriter),
-            (_, KillTarget::Pipe) if !self.closing && !matches!(self.state, State::Closed) => {
-                self.fault(PipeError::ActorKilled, ctx)
-            }
-            _ => {}
-        }
     }
 }
 

@@ -74,7 +74,7 @@ async fn ping_all(
     let conn = args.addr.connect(m, ty).await?;
     let why = |conn: &Connection| {
         conn.last_error()
-            .unwrap_or_else(|| "no error recorded".into())
+            .map_or_else(|| "no error recorded".into(), |e| e.to_string())
     };
     for i in 0..args.count {
         conn.send_message(Message::from_payload(&MPing))
