@@ -12,6 +12,16 @@ fn msgr() -> Command {
     Command::new(env!("CARGO_BIN_EXE_msgr"))
 }
 
+/// The standard output of a run that must have succeeded (else its standard error is shown).
+fn stdout_of_success(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn ping_a_real_mon_prints_one_json_document_per_reply() {
     let Some(mon) = ceph_harness::CephMon::start() else {
@@ -27,12 +37,7 @@ fn ping_a_real_mon_prints_one_json_document_per_reply() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = stdout_of_success(out);
     let docs: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -115,12 +120,7 @@ fn serve_and_bench_verify_under_injected_faults_then_serve_summarizes_on_sigterm
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = stdout_of_success(out);
     let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     for key in [
         "sent",
