@@ -14,25 +14,8 @@ use tokio::io::AsyncWriteExt;
 use crate::counters::Counters;
 use crate::error::PipeError;
 use crate::msgs::{Adopt, DecideAccept, RouteAccept, StopAccepting};
-use crate::net;
+use crate::net::{self, SocketSlot};
 use crate::shared::Shared;
-
-/// Counts an accepted socket while it lives (for `ms_max_connections`).
-#[derive(Debug)]
-pub(crate) struct SocketSlot(Arc<AtomicUsize>);
-
-impl SocketSlot {
-    fn new(open: &Arc<AtomicUsize>) -> Self {
-        open.fetch_add(1, Ordering::AcqRel);
-        SocketSlot(open.clone())
-    }
-}
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// The listener actor.
 pub struct Accepter {

@@ -8,11 +8,10 @@ use actix::WeakAddr;
 use msgr::{EntityAddr, EntityName, EntityType, Message};
 
 use crate::counters::{Counters, CountersSnapshot};
-use crate::dispatch::DispatchItem;
 use crate::error::PipeError;
 #[cfg(feature = "fault-injection")]
 use crate::msgs::Kill;
-use crate::msgs::{Deliver, GetInfo, MarkDown, SendKeepalive, SendMessage};
+use crate::msgs::{Deliver, DispatchItem, GetInfo, MarkDown, SendKeepalive, SendMessage};
 #[cfg(feature = "fault-injection")]
 use crate::pipe::KillTarget;
 use crate::pipe::{Pipe, PipeInfo};

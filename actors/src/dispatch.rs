@@ -7,13 +7,11 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use msgr::message::priority;
 use msgr::Message;
 
 use crate::connection::Connection;
-use crate::msgs::Deliver;
+use crate::msgs::{Deliver, DispatchItem};
 use crate::shared::Shared;
-use crate::throttle::ThrottleGuard;
 
 /// Receives messages and connection events. Called on the shard thread that owns the
 /// connection: keep it quick, or hand work to another actor.
@@ -98,25 +96,6 @@ impl Dispatcher for RecipientDispatcher {
         self.0
             .do_send(Dispatched::Event(conn.clone(), ConnEvent::Refused));
         true
-    }
-}
-
-/// One queued item; a message keeps its throttle permits until dispatched.
-pub(crate) enum DispatchItem {
-    Message(Message, ThrottleGuard),
-    Event(ConnEvent),
-}
-
-impl DispatchItem {
-    pub(crate) fn message(msg: Message, guard: ThrottleGuard) -> Self {
-        DispatchItem::Message(msg, guard)
-    }
-
-    fn priority(&self) -> u16 {
-        match self {
-            DispatchItem::Message(m, _) => m.priority,
-            DispatchItem::Event(_) => priority::HIGHEST,
-        }
     }
 }
 

@@ -6,18 +6,45 @@
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use msgr::handshake::{Acceptor, ConnectRequest, Decision};
+use msgr::wire::Frame;
 use msgr::{EntityAddr, EntityType, Message};
 
-use crate::accepter::SocketSlot;
 use crate::closing::ClosingGuard;
 use crate::connection::Connection;
-use crate::dispatch::DispatchItem;
+use crate::dispatch::ConnEvent;
 use crate::error::PipeError;
+use crate::net::SocketSlot;
 #[cfg(feature = "fault-injection")]
 use crate::pipe::KillTarget;
 use crate::pipe::{Pipe, PipeInfo};
-use crate::reader::InFrame;
-use crate::throttle::ThrottlePermit;
+use crate::throttle::{ThrottleGuard, ThrottlePermit};
+
+// ---- what the messages carry ----
+
+/// A decoded frame; messages carry the throttle permits taken for them.
+pub(crate) enum InFrame {
+    Message(Message, ThrottleGuard),
+    Other(Frame),
+}
+
+/// One queued item; a message keeps its throttle permits until dispatched.
+pub(crate) enum DispatchItem {
+    Message(Message, ThrottleGuard),
+    Event(ConnEvent),
+}
+
+impl DispatchItem {
+    pub(crate) fn message(msg: Message, guard: ThrottleGuard) -> Self {
+        DispatchItem::Message(msg, guard)
+    }
+
+    pub(crate) fn priority(&self) -> u16 {
+        match self {
+            DispatchItem::Message(m, _) => m.priority,
+            DispatchItem::Event(_) => msgr::message::priority::HIGHEST,
+        }
+    }
+}
 
 // ---- to the Pipe ----
 

@@ -80,3 +80,20 @@ pub fn attach(stream: std::net::TcpStream) -> io::Result<TcpStream> {
     stream.set_nonblocking(true)?;
     TcpStream::from_std(stream)
 }
+
+/// Counts an accepted socket while it lives (for `ms_max_connections`).
+#[derive(Debug)]
+pub(crate) struct SocketSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl SocketSlot {
+    pub(crate) fn new(open: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        open.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        SocketSlot(open.clone())
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}

@@ -17,17 +17,11 @@ use crate::connection::Connection;
 use crate::counters::Counters;
 use crate::error::PipeError;
 use crate::inject::Injector;
-use crate::msgs::{DrainUntilClosed, Incoming, SocketFault, StopReader};
+use crate::msgs::{DrainUntilClosed, InFrame, Incoming, SocketFault, StopReader};
 use crate::pipe::Pipe;
 use crate::read_buffer::ReadBuffer;
 use crate::shared::Shared;
 use crate::throttle::{ReceiveThrottles, ThrottleGuard, ThrottlePermit};
-
-/// A decoded frame; messages carry the throttle permits taken for them.
-pub(crate) enum InFrame {
-    Message(msgr::Message, ThrottleGuard),
-    Other(Frame),
-}
 
 /// Largest batch of frames sent to the Pipe in one actor message.
 const BATCH: usize = 256;
@@ -58,7 +52,7 @@ struct ReadState {
     cfg: ReaderConfig,
     conn: Connection,
     shared: Arc<Shared>,
-    _slot: Option<crate::accepter::SocketSlot>,
+    _slot: Option<crate::net::SocketSlot>,
 }
 
 impl PipeReader {
@@ -71,7 +65,7 @@ impl PipeReader {
         cfg: ReaderConfig,
         conn: Connection,
         shared: Arc<Shared>,
-        slot: Option<crate::accepter::SocketSlot>,
+        slot: Option<crate::net::SocketSlot>,
         pipe: Addr<Pipe>,
         gen: u64,
     ) -> Self {

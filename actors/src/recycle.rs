@@ -9,7 +9,7 @@ use std::thread::LocalKey;
 
 use bytes::Bytes;
 
-use crate::reader::InFrame;
+use crate::msgs::InFrame;
 
 /// Vectors kept per thread and kind: enough for the batches a shard has in flight at once.
 const MAX_KEPT: usize = 64;

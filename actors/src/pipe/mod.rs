@@ -38,17 +38,18 @@ use msgr::wire::{
 use msgr::{EntityAddr, EntityType, Message, Policy};
 use rand::Rng;
 
-use crate::accepter::SocketSlot;
 use crate::connection::{Connection, Target};
 use crate::counters::Counters;
-use crate::dispatch::{ConnEvent, DispatchItem};
+use crate::dispatch::ConnEvent;
 use crate::error::PipeError;
 use crate::msgs::{
-    Adopt, CloseAfterFlush, DecideAccept, Deliver, DrainUntilClosed, GetInfo, Incoming, MarkDown,
-    SendKeepalive, SendMessage, SocketFault, StopReader, StopWriter, Unregister, Write,
+    Adopt, CloseAfterFlush, DecideAccept, Deliver, DispatchItem, DrainUntilClosed, GetInfo,
+    InFrame, Incoming, MarkDown, SendKeepalive, SendMessage, SocketFault, StopReader, StopWriter,
+    Unregister, Write,
 };
 use crate::net;
-use crate::reader::{InFrame, PipeReader, ReaderConfig};
+use crate::net::SocketSlot;
+use crate::reader::{PipeReader, ReaderConfig};
 use crate::shared::Shared;
 use crate::throttle::{ReceiveThrottles, Throttle};
 use crate::writer::PipeWriter;
