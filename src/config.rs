@@ -197,6 +197,9 @@ options! {
     /// The address a daemon binds when it differs from the advertised one (Ceph's
     /// `public_bind_addr`), used by `msgr serve` when it is given no `--bind`.
     public_bind_addr: Option<SocketAddr> = None;
+    /// Path of the admin socket (a Unix socket the `ceph --admin-daemon PATH CMD` command talks
+    /// to); `$name`, `$type`, `$id`, `$cluster` and `$pid` are expanded. Empty: none.
+    admin_socket: String = String::new();
     /// Lowest port a daemon binds when no port is given.
     ms_bind_port_min: u16 = 6800;
     /// Highest port a daemon binds when no port is given.

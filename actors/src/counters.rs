@@ -28,6 +28,10 @@ macro_rules! counters {
         }
 
         impl $snap {
+            /// Every counter's name and description.
+            pub const FIELDS: &'static [(&'static str, &'static str)] =
+                &[$( (stringify!($f), concat!($($d),*)) ),*];
+
             /// The counters as a JSON object.
             pub fn to_json(&self) -> String {
                 serde_json::to_string(self).expect("counters serialize")

@@ -87,4 +87,12 @@ pub enum MessengerError {
     /// An address without an IP or port was given where one is needed.
     #[error("address {0} has no IP and port")]
     BlankAddress(String),
+    /// The admin socket could not be opened.
+    #[error("cannot open the admin socket {path}: {source}")]
+    AdminSocket {
+        /// The socket's path.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
 }

@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod accepter;
+mod admin_socket;
 mod busy_poll;
 mod closing;
 mod connection;

@@ -14,6 +14,7 @@ use msgr::{Config, EntityAddr, EntityName, EntityType, Policy};
 use tokio::sync::Notify;
 
 use crate::accepter::Accepter;
+use crate::admin_socket::{expand_path, AdminSocket};
 use crate::connection::{Connection, Target};
 use crate::counters::CountersSnapshot;
 use crate::dispatch::{DispatchQueue, Dispatcher};
@@ -155,10 +156,24 @@ impl MessengerBuilder {
         let sh = shared.clone();
         let registry = Registry::start_in_arbiter(&shared.shards[0], move |_| Registry::new(sh));
         let _ = shared.registry.set(registry);
+        let admin = match shared.config.admin_socket.as_str() {
+            "" => None,
+            template => {
+                let path = expand_path(template, shared.name);
+                let admin = AdminSocket::start(path.clone(), shared.clone()).map_err(|source| {
+                    MessengerError::AdminSocket {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?;
+                Some(admin)
+            }
+        };
         Ok(Messenger {
             shared,
             inner: Arc::new(Inner {
                 arbiters: Mutex::new(arbiters),
+                admin: Mutex::new(admin),
                 shutdown_flush_limit: self.shutdown_flush_limit,
                 listener: Mutex::new(None),
                 accepter: Mutex::new(None),
@@ -173,6 +188,9 @@ impl MessengerBuilder {
 
 struct Inner {
     arbiters: Mutex<Vec<Arbiter>>,
+    /// The admin socket, when `admin_socket` names one; closed (and its file removed) at
+    /// shutdown.
+    admin: Mutex<Option<AdminSocket>>,
     shutdown_flush_limit: Duration,
     listener: Mutex<Option<std::net::TcpListener>>,
     accepter: Mutex<Option<Addr<Accepter>>>,
@@ -376,6 +394,9 @@ impl Messenger {
         }
         if let Some(a) = self.inner.accepter.lock().expect("accepter lock").take() {
             a.do_send(StopAccepting);
+        }
+        if let Some(admin) = self.inner.admin.lock().expect("admin lock").take() {
+            admin.stop();
         }
         let registry = self.shared.registry().clone();
         let _ = registry

@@ -263,8 +263,13 @@ pub async fn bench(args: &Args, config: Config) -> Result<Summary, String> {
     let mut messengers: Vec<Messenger> = Vec::new();
     let mut connections = Vec::new();
     for c in 0..conns {
+        let mut config = config.clone();
+        if c > 0 {
+            // One admin socket for the run: the first messenger's (it owns the threads).
+            config.admin_socket.clear();
+        }
         let mut b = Messenger::builder(EntityName::new(EntityType::CLIENT, c as i64))
-            .config(config.clone())
+            .config(config)
             .default_policy(policy)
             .dispatcher(Arc::new(Replies(shared.clone())));
         if let Some(first) = messengers.first() {
