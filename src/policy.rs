@@ -234,6 +234,14 @@ impl Backoff {
         self.max
     }
 
+    /// New limits (a run-time configuration change); a delay already past the new maximum
+    /// comes down to it.
+    pub fn set_limits(&mut self, initial: Duration, max: Duration) {
+        self.initial = initial;
+        self.max = max;
+        self.current = self.current.min(max);
+    }
+
     /// Back to the initial delay (after a successful connect).
     pub fn reset(&mut self) {
         self.current = Duration::ZERO;

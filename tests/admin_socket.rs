@@ -130,14 +130,16 @@ async fn the_ceph_cli_reads_counters_config_and_connections() {
     assert_eq!(diff["diff"]["ms_max_backoff"]["default"], "15", "{diff}");
     let show = ceph_daemon(&path, &["config", "show"]).await;
     assert_eq!(show["ms_crc_data"], "true");
-    let refused = ceph_daemon(&path, &["config", "set", "ms_max_backoff", "3"]).await;
-    assert!(
-        refused["error"]
-            .as_str()
-            .unwrap()
-            .contains("cannot be changed"),
-        "{refused}"
-    );
+    // A run-time option changes at once; one fixed at build time is refused.
+    let set = ceph_daemon(&path, &["config", "set", "ms_max_backoff", "3"]).await;
+    assert!(set["success"].is_string(), "{set}");
+    let now = ceph_daemon(&path, &["config", "get", "ms_max_backoff"]).await;
+    assert_eq!(now["ms_max_backoff"], "3");
+    let refused = ceph_daemon(&path, &["config", "set", "ms_crc_data", "false"]).await;
+    let why = refused["error"].as_str().unwrap_or_default();
+    assert!(why.contains("cannot be changed"), "{refused}");
+    let invalid = ceph_daemon(&path, &["config", "set", "ms_initial_backoff", "60"]).await;
+    assert!(invalid["error"].is_string(), "initial above max: {invalid}");
     let unknown = ceph_daemon(&path, &["config", "get", "ms_nope"]).await;
     assert!(unknown["error"].as_str().unwrap().contains("ms_nope"));
 
@@ -147,6 +149,32 @@ async fn the_ceph_cli_reads_counters_config_and_connections() {
     assert_eq!(list[0]["peer"], "client.1");
     assert_eq!(list[0]["in_seq"], 100);
     assert_eq!(list[0]["state"], "open");
+
+    // Fault injection switched on at run time reaches the live session: it faults and
+    // reconnects, and loses nothing.
+    let set = ceph_daemon(&path, &["config", "set", "ms_inject_socket_failures", "5"]).await;
+    assert!(set["success"].is_string(), "{set}");
+    // In rounds until a fault was injected (batched reads make few socket operations).
+    let mut sent = 100;
+    for _ in 0..200 {
+        for i in sent..sent + 20 {
+            conn.send_message(numbered(i)).unwrap();
+        }
+        sent += 20;
+        wait_for(60, "the round's echoes", || rec.total() as u64 == sent).await;
+        if srv.counters().faults_injected > 0 {
+            break;
+        }
+    }
+    assert_eq!(rec.all_msgs()[0].1, (0..sent).collect::<Vec<_>>());
+    let perf = ceph_daemon(&path, &["perf", "dump"]).await;
+    let injected = perf["msgr_detail"]["faults_injected"].as_u64().unwrap();
+    assert!(injected > 0, "{perf}");
+    ceph_daemon(&path, &["config", "set", "ms_inject_socket_failures", "0"]).await;
+    let reset = ceph_daemon(&path, &["perf", "reset", "all"]).await;
+    assert!(reset["success"].is_string(), "{reset}");
+    let perf = ceph_daemon(&path, &["perf", "dump"]).await;
+    assert_eq!(perf["msgr"]["msgr_recv_messages"], 0, "{perf}");
 
     cli.shutdown().await;
     assert_eq!(srv.shutdown().await, ShutdownOutcome::Clean);

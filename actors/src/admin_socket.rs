@@ -55,7 +55,12 @@ const COMMANDS: &[(&str, Args, &str)] = &[
     (
         "config set",
         &[("var", true), ("val", true)],
-        "set one option (not yet supported at run time)",
+        "set one option that may change at run time",
+    ),
+    (
+        "perf reset",
+        &[("var", true)],
+        "set the counters back to zero (\"all\" or \"msgr\")",
     ),
     (
         "dump_connections",
@@ -214,7 +219,7 @@ fn arg<'a>(cmd: &'a Command, name: &str) -> Result<&'a str, String> {
 }
 
 async fn execute(cmd: &Command, shared: &Arc<Shared>) -> Result<Value, String> {
-    let config = &shared.config;
+    let config = &shared.runtime.current(&shared.config);
     Ok(match cmd.prefix.as_str() {
         "get_command_descriptions" => descriptions(),
         "help" => Value::Object(
@@ -257,11 +262,22 @@ async fn execute(cmd: &Command, shared: &Arc<Shared>) -> Result<Value, String> {
             json!({ "diff": diff })
         }
         "config set" => {
-            let var = arg(cmd, "var")?;
-            return Err(format!(
-                "config set {var}: options cannot be changed at run time yet; restart with the new value"
-            ));
+            let (var, val) = (arg(cmd, "var")?, arg(cmd, "val")?);
+            shared
+                .runtime
+                .set(&shared.config, &shared.injector, var, val)?;
+            json!({ "success": format!("{} = {val}", var.replace('-', "_")) })
         }
+        "perf reset" => match arg(cmd, "var")? {
+            "all" | "msgr" => {
+                shared.counters.reset();
+                for c in connections(shared).await {
+                    c.reset_counters();
+                }
+                json!({ "success": "perf reset" })
+            }
+            other => return Err(format!("perf reset: no counters named {other:?}")),
+        },
         "dump_connections" => dump_connections(shared).await,
         other => return Err(format!("unknown command {other:?}; try \"help\"")),
     })

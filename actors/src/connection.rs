@@ -211,6 +211,11 @@ impl Connection {
             .clone()
     }
 
+    /// Sets this connection's perf counters back to zero (`perf reset`).
+    pub(crate) fn reset_counters(&self) {
+        self.inner.counters.reset();
+    }
+
     /// This connection's perf counters.
     pub fn counters(&self) -> CountersSnapshot {
         self.inner.counters.snapshot()

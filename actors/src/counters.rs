@@ -19,6 +19,11 @@ macro_rules! counters {
             pub fn snapshot(&self) -> $snap {
                 $snap { $( $f: self.$f.load(Relaxed), )* }
             }
+
+            /// Sets every counter back to zero (`perf reset`).
+            pub fn reset(&self) {
+                $( self.$f.store(0, Relaxed); )*
+            }
         }
 
         impl std::ops::AddAssign for $snap {
@@ -143,6 +148,13 @@ impl ShardedCounters {
     /// The set for work on no shard thread (the accepter).
     pub(crate) fn unsharded(&self) -> &Counters {
         &self.sets[self.sets.len() - 1].0
+    }
+
+    /// Every set back to zero.
+    pub(crate) fn reset(&self) {
+        for set in self.sets.iter() {
+            set.0.reset();
+        }
     }
 
     /// Every set, summed.

@@ -53,6 +53,7 @@ mod read_buffer;
 mod reader;
 mod recycle;
 mod registry;
+mod runtime_config;
 mod shared;
 mod throttle;
 mod writer;

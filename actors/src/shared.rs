@@ -16,12 +16,16 @@ use crate::counters::ShardedCounters;
 use crate::dispatch::{DispatchQueue, Dispatcher};
 use crate::inject::Injector;
 use crate::registry::Registry;
+use crate::runtime_config::RuntimeConfig;
 use crate::throttle::Throttle;
 
 /// Shared state of one messenger.
 pub(crate) struct Shared {
     pub(crate) name: EntityName,
+    /// The configuration as built; see `runtime` for the options that may change since.
     pub(crate) config: Config,
+    /// The options that may change at run time, with their current values.
+    pub(crate) runtime: RuntimeConfig,
     pub(crate) default_policy: Policy,
     pub(crate) policies: HashMap<EntityType, Policy>,
     pub(crate) dispatchers: Vec<Arc<dyn Dispatcher>>,
@@ -61,6 +65,7 @@ impl Shared {
             injector: Injector::from_config(&config),
             dispatch_throttle: Throttle::new(config.ms_dispatch_throttle_bytes),
             closing: Arc::default(),
+            runtime: RuntimeConfig::new(&config),
             config,
             default_policy,
             policies,

@@ -659,10 +659,14 @@ impl Pipe {
                 self.start_connect(ctx);
             }
             FaultAction::Reconnect(ReconnectKind::Backoff) => {
+                let (initial, max) = self.shared.runtime.backoff_limits();
+                self.backoff.set_limits(initial, max);
                 let d = self.backoff.next_delay();
                 self.schedule_connect(d, ctx);
             }
             FaultAction::Reconnect(ReconnectKind::AfterWait) => {
+                let (initial, max) = self.shared.runtime.backoff_limits();
+                self.backoff.set_limits(initial, max);
                 let d = self.backoff.max();
                 self.schedule_connect(d, ctx);
             }

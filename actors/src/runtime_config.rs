@@ -1,0 +1,122 @@
+//! The options that may change while a messenger runs (`config set` on the admin socket). Each
+//! is read where it is used, at its next use: backoffs at a session's next fault, fault
+//! injection at a socket's next read or write. Every other option is fixed at build time.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use msgr::Config;
+
+use crate::inject::Injector;
+
+/// The options `config set` may change.
+pub(crate) const RUNTIME_OPTIONS: &[&str] = &[
+    "ms_initial_backoff",
+    "ms_max_backoff",
+    "ms_inject_socket_failures",
+    "ms_inject_internal_delays",
+];
+
+/// The current values of the run-time options that live here (fault injection's live in the
+/// messenger's `Injector`, which every socket shares).
+#[derive(Debug)]
+pub(crate) struct RuntimeConfig {
+    initial_backoff_ns: AtomicU64,
+    max_backoff_ns: AtomicU64,
+    inject_socket_failures: AtomicU64,
+    inject_internal_delays: AtomicU64,
+}
+
+impl RuntimeConfig {
+    pub(crate) fn new(c: &Config) -> Self {
+        RuntimeConfig {
+            initial_backoff_ns: AtomicU64::new(c.ms_initial_backoff.as_nanos() as u64),
+            max_backoff_ns: AtomicU64::new(c.ms_max_backoff.as_nanos() as u64),
+            inject_socket_failures: AtomicU64::new(c.ms_inject_socket_failures),
+            inject_internal_delays: AtomicU64::new(c.ms_inject_internal_delays.to_bits()),
+        }
+    }
+
+    /// (`ms_initial_backoff`, `ms_max_backoff`) now.
+    pub(crate) fn backoff_limits(&self) -> (Duration, Duration) {
+        (
+            Duration::from_nanos(self.initial_backoff_ns.load(Relaxed)),
+            Duration::from_nanos(self.max_backoff_ns.load(Relaxed)),
+        )
+    }
+
+    /// `base` with the run-time options' current values.
+    pub(crate) fn current(&self, base: &Config) -> Config {
+        let (initial, max) = self.backoff_limits();
+        let mut c = base.clone();
+        c.ms_initial_backoff = initial;
+        c.ms_max_backoff = max;
+        c.ms_inject_socket_failures = self.inject_socket_failures.load(Relaxed);
+        c.ms_inject_internal_delays = f64::from_bits(self.inject_internal_delays.load(Relaxed));
+        c
+    }
+
+    /// Sets option `name` to `value` (text, as Ceph writes it), checked like a build-time
+    /// configuration; options fixed at build time are refused.
+    pub(crate) fn set(
+        &self,
+        base: &Config,
+        injector: &Injector,
+        name: &str,
+        value: &str,
+    ) -> Result<(), String> {
+        let key = name.replace('-', "_");
+        let mut next = self.current(base);
+        next.set(&key, value).map_err(|e| e.to_string())?;
+        if !RUNTIME_OPTIONS.contains(&key.as_str()) {
+            return Err(format!(
+                "{key} cannot be changed at run time; restart with the new value (run-time options: {})",
+                RUNTIME_OPTIONS.join(", ")
+            ));
+        }
+        next.validate().map_err(|e| e.to_string())?;
+        self.initial_backoff_ns
+            .store(next.ms_initial_backoff.as_nanos() as u64, Relaxed);
+        self.max_backoff_ns
+            .store(next.ms_max_backoff.as_nanos() as u64, Relaxed);
+        self.inject_socket_failures
+            .store(next.ms_inject_socket_failures, Relaxed);
+        self.inject_internal_delays
+            .store(next.ms_inject_internal_delays.to_bits(), Relaxed);
+        injector.set_socket_failures(next.ms_inject_socket_failures);
+        injector.set_internal_delay(next.ms_inject_internal_delays);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_options_change_others_are_refused_and_values_are_checked() {
+        let base = Config::default();
+        let rt = RuntimeConfig::new(&base);
+        let inj = Injector::from_config(&base);
+        rt.set(&base, &inj, "ms_max_backoff", "7").unwrap();
+        assert_eq!(rt.backoff_limits().1, Duration::from_secs(7));
+        assert_eq!(rt.current(&base).get("ms_max_backoff").unwrap(), "7");
+        rt.set(&base, &inj, "ms-inject-socket-failures", "50")
+            .unwrap();
+        assert_eq!(rt.current(&base).ms_inject_socket_failures, 50);
+        let refused = rt.set(&base, &inj, "ms_crc_data", "false").unwrap_err();
+        assert!(
+            refused.contains("cannot be changed at run time"),
+            "{refused}"
+        );
+        // Checked as a whole: the initial backoff may not exceed the maximum.
+        assert!(rt.set(&base, &inj, "ms_initial_backoff", "60").is_err());
+        assert!(rt.set(&base, &inj, "ms_max_backoff", "soon").is_err());
+        assert!(rt.set(&base, &inj, "ms_nope", "1").is_err());
+        assert_eq!(
+            rt.backoff_limits().1,
+            Duration::from_secs(7),
+            "failed sets change nothing"
+        );
+    }
+}
