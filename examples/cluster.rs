@@ -57,6 +57,10 @@ struct Args {
     /// Objects in the workload.
     #[arg(long, default_value_t = 256)]
     objects: u32,
+    /// An admin socket for every daemon (mon, OSDs, client) at this path, `$name` expanded
+    /// (e.g. `/tmp/$cluster-$name.asok`), for `ceph --admin-daemon PATH perf dump`.
+    #[arg(long)]
+    admin_socket: Option<String>,
     /// Any messenger option by its Ceph name, for every messenger (repeatable), e.g.
     /// `--ms ms_inject_internal_delays=0.005`.
     #[arg(long = "ms", value_name = "NAME=VALUE", value_parser = parse_option)]
@@ -112,6 +116,9 @@ async fn workload(client: &Client, args: &Args, status: impl Fn(u64)) -> u64 {
 #[actix::main]
 async fn main() {
     let args = Args::parse();
+    if let Some(t) = &args.admin_socket {
+        sim::set_admin_socket(t.clone());
+    }
     if let Err(e) = sim::set_config_overrides(args.ms.clone()) {
         eprintln!("{e}");
         std::process::exit(2);

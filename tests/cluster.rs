@@ -102,6 +102,8 @@ fn mon_two_osds_and_a_client_as_separate_processes() {
         .port();
     let mon_addr = format!("127.0.0.1:{port}");
     let bin = cluster_bin();
+    let asok_dir = std::env::temp_dir().join(format!("msgr-cluster-asok-{}", std::process::id()));
+    std::fs::create_dir_all(&asok_dir).unwrap();
     let mon = Proc(
         Command::new(&bin)
             .args([
@@ -111,6 +113,8 @@ fn mon_two_osds_and_a_client_as_separate_processes() {
                 &port.to_string(),
                 "--duration",
                 "20",
+                "--admin-socket",
+                &format!("{}/$name.asok", asok_dir.display()),
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -172,6 +176,8 @@ fn mon_two_osds_and_a_client_as_separate_processes() {
         2 * s["objects"].as_u64().unwrap(),
         "two replicas each: {s}"
     );
+    // The mon's admin socket, through the real ceph CLI, sees the cluster's sessions.
+    mon_admin_socket_shows_the_cluster(&asok_dir.join("mon.0.asok"));
     for mut o in osds {
         let status = o.0.wait().unwrap();
         let mut out = String::new();
@@ -180,4 +186,49 @@ fn mon_two_osds_and_a_client_as_separate_processes() {
         assert_eq!(last_json(out.as_bytes())["lost_lossless"], 0);
     }
     drop(mon);
+    let _ = std::fs::remove_dir_all(&asok_dir);
+}
+
+/// `ceph --admin-daemon` on the mon: its counters moved and it holds sessions to the OSDs and
+/// the client. Skipped with a reason without the ceph command, unless MSGR_REQUIRE_CEPH=1.
+fn mon_admin_socket_shows_the_cluster(asok: &std::path::Path) {
+    let ceph = |words: &[&str]| -> Option<serde_json::Value> {
+        let out = Command::new("ceph")
+            .arg("--admin-daemon")
+            .arg(asok)
+            .args(words)
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(serde_json::from_slice(&out.stdout).unwrap())
+    };
+    let Some(perf) = ceph(&["perf", "dump"]) else {
+        assert!(
+            std::env::var("MSGR_REQUIRE_CEPH").map_or(true, |v| v != "1"),
+            "MSGR_REQUIRE_CEPH=1 but the ceph command is missing"
+        );
+        eprintln!("SKIPPED (admin socket part): the ceph command is missing");
+        return;
+    };
+    assert!(
+        perf["msgr"]["msgr_recv_messages"].as_u64().unwrap() > 0,
+        "{perf}"
+    );
+    let conns = ceph(&["dump_connections"]).unwrap();
+    let peers: Vec<&str> = conns["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["peer"].as_str().unwrap())
+        .collect();
+    for want in ["osd.0", "osd.1", "client.1"] {
+        assert!(
+            peers.contains(&want),
+            "the mon has no session with {want}: {peers:?}"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use msgr::{EntityAddr, EntityName, EntityType, Message, Payload, Policy};
 use msgr_actors::{Connection, Dispatcher, Messenger};
 
 use super::proto::*;
-use super::{sim_config, LossTracker, Stamper};
+use super::{daemon_config, LossTracker, Stamper};
 
 struct Op {
     oid: String,
@@ -224,7 +224,7 @@ impl Client {
     ) -> Client {
         let stamper = Stamper::default();
         let mut b = Messenger::builder(EntityName::new(EntityType::CLIENT, id as i64))
-            .config(sim_config(inject))
+            .config(daemon_config(inject))
             .default_policy(Policy::lossless_client(0));
         if let Some(t) = threads_of {
             b = b.share_threads_with(t);

@@ -128,6 +128,25 @@ pub fn set_config_overrides(pairs: Vec<(String, String)>) -> Result<(), String> 
         .map_err(|_| "config overrides were already set".to_string())
 }
 
+/// The admin socket path template (`$name` expanded) that each daemon's main messenger opens.
+static ADMIN_SOCKET: OnceLock<String> = OnceLock::new();
+
+/// Gives every daemon (mon, each OSD's public messenger, the client) an admin socket at
+/// `template`, which should contain `$name`; set once, before any messenger starts.
+pub fn set_admin_socket(template: String) {
+    let _ = ADMIN_SOCKET.set(template);
+}
+
+/// [`sim_config`] for a daemon's main messenger: with the admin socket, if one was asked for.
+/// (An OSD's heartbeat messenger has the same entity name, so it gets none.)
+pub fn daemon_config(inject_socket_failures: u64) -> Config {
+    let mut c = sim_config(inject_socket_failures);
+    if let Some(t) = ADMIN_SOCKET.get() {
+        c.admin_socket = t.clone();
+    }
+    c
+}
+
 /// Configuration for every simulated messenger.
 pub fn sim_config(inject_socket_failures: u64) -> Config {
     let mut c = Config::default()

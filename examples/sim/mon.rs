@@ -10,7 +10,7 @@ use msgr::{EntityAddr, EntityName, EntityType, Message, Policy};
 use msgr_actors::{Connection, Dispatcher, Messenger};
 
 use super::proto::*;
-use super::{sim_config, LossTracker, Stamper};
+use super::{daemon_config, LossTracker, Stamper};
 
 /// How long an OSD may go without a beacon before it is marked down.
 pub const BEACON_GRACE: Duration = Duration::from_secs(3);
@@ -182,7 +182,7 @@ impl Mon {
             loss: LossTracker::default(),
         });
         let messenger = Messenger::builder(EntityName::new(EntityType::MON, 0))
-            .config(sim_config(inject))
+            .config(daemon_config(inject))
             .nonce(0)
             .default_policy(Policy::stateful_server(0))
             .dispatcher(Arc::new(MonDispatch(inner.clone())))

@@ -13,7 +13,7 @@ use msgr::{EntityAddr, EntityName, EntityType, Message, Payload, Policy};
 use msgr_actors::{Connection, Dispatcher, Messenger};
 
 use super::proto::*;
-use super::{sim_config, LossTracker, Stamper};
+use super::{daemon_config, sim_config, LossTracker, Stamper};
 
 /// Heartbeat cadence and how long a silent peer is tolerated before a failure report.
 pub const HEARTBEAT: Duration = Duration::from_millis(300);
@@ -386,7 +386,7 @@ impl Osd {
         let me = &self.inner;
         let name = EntityName::new(EntityType::OSD, me.id as i64);
         let mut b = Messenger::builder(name)
-            .config(sim_config(me.inject))
+            .config(daemon_config(me.inject))
             .default_policy(Policy::lossless_peer(0))
             .policy(EntityType::CLIENT, Policy::stateful_server(0))
             .policy(EntityType::MON, Policy::lossless_client(0))
