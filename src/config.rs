@@ -200,6 +200,10 @@ options! {
     /// Path of the admin socket (a Unix socket the `ceph --admin-daemon PATH CMD` command talks
     /// to); `$name`, `$type`, `$id`, `$cluster` and `$pid` are expanded. Empty: none.
     admin_socket: String = String::new();
+    /// Ceph's messenger log level, `LOG` or `LOG/GATHER` (0-20). msgr logs through `tracing`
+    /// and maps it: 0 warn, 1-4 info, 5-9 debug, 10 and up trace; a program that installed a
+    /// log level hook (the msgr command does) applies it, also at run time.
+    debug_ms: String = "0/0".to_string();
     /// Lowest port a daemon binds when no port is given.
     ms_bind_port_min: u16 = 6800;
     /// Highest port a daemon binds when no port is given.
@@ -305,6 +309,12 @@ impl Config {
         if self.ms_connection_ready_timeout.is_zero() {
             return bad("ms_connection_ready_timeout must be positive".into());
         }
+        if self.debug_ms_level().is_none() {
+            return bad(format!(
+                "debug_ms {:?}: expected LOG or LOG/GATHER, levels 0-20",
+                self.debug_ms
+            ));
+        }
         for name in self.ms_inject_delay_type.split_whitespace() {
             if crate::entity::EntityType::from_name(name).is_none() {
                 return bad(format!(
@@ -313,6 +323,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The log level of `debug_ms` (its first number), if it is well formed.
+    pub fn debug_ms_level(&self) -> Option<u8> {
+        let (log, gather) = match self.debug_ms.split_once('/') {
+            Some((l, g)) => (l, Some(g)),
+            None => (self.debug_ms.as_str(), None),
+        };
+        let level = |s: &str| s.trim().parse::<u8>().ok().filter(|n| *n <= 20);
+        if let Some(g) = gather {
+            level(g)?;
+        }
+        level(log)
     }
 
     /// The receive-side limits the frame decoder enforces.
@@ -403,5 +426,16 @@ mod tests {
         assert!(c.validate().is_err());
         let c = Config::default().ms_io_events_per_tick(0);
         assert!(c.validate().is_err());
+        for (text, level) in [("0/0", Some(0)), ("5", Some(5)), ("20/20", Some(20))] {
+            let c = Config::default().debug_ms(text.into());
+            assert_eq!(c.debug_ms_level(), level, "{text}");
+            assert!(c.validate().is_ok());
+        }
+        for text in ["21", "x", "1/y", ""] {
+            assert!(
+                Config::default().debug_ms(text.into()).validate().is_err(),
+                "{text}"
+            );
+        }
     }
 }

@@ -117,6 +117,7 @@ async fn the_ceph_cli_reads_counters_config_and_connections() {
     assert_eq!(perf["msgr"]["msgr_recv_messages"], 100, "{perf}");
     assert_eq!(perf["msgr"]["msgr_send_messages"], 100, "{perf}");
     assert_eq!(perf["msgr"]["msgr_active_connections"], 1, "{perf}");
+    assert_eq!(perf["msgr"]["msgr_created_connections"], 1, "{perf}");
     assert!(perf["msgr_detail"]["acks_out"].as_u64().unwrap() > 0);
     let schema = ceph_daemon(&path, &["perf", "schema"]).await;
     assert_eq!(schema["msgr"]["msgr_recv_bytes"]["metric_type"], "counter");

@@ -75,6 +75,11 @@ const CEPH_NAMES: &[(&str, &str, &str)] = &[
     ("msgr_send_messages", "msgs_out", "Network sent messages"),
     ("msgr_recv_bytes", "bytes_in", "Network received bytes"),
     ("msgr_send_bytes", "bytes_out", "Network sent bytes"),
+    (
+        "msgr_created_connections",
+        "connections_created",
+        "Created connection number",
+    ),
 ];
 
 /// A running admin socket; dropping it does not stop it, [`AdminSocket::stop`] does.

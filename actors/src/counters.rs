@@ -94,6 +94,8 @@ counters! {
         accept_refused,
         /// Session resets (RESETSESSION, restarted peers).
         session_resets,
+        /// Sessions created (dialled or accepted).
+        connections_created,
         /// Messages a false ACK released before the peer had them, found out at the next SEQ
         /// exchange (v1 ACKs carry no CRC; see docs/semantics.md). Lost; should stay 0.
         lost_to_false_acks,

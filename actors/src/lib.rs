@@ -67,3 +67,4 @@ pub use msgr;
 #[cfg(feature = "fault-injection")]
 pub use pipe::KillTarget;
 pub use pipe::PipeInfo;
+pub use runtime_config::{apply_debug_ms, set_log_level_hook};

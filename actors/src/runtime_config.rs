@@ -3,6 +3,7 @@
 //! injection at a socket's next read or write. Every other option is fixed at build time.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use msgr::Config;
@@ -15,7 +16,40 @@ pub(crate) const RUNTIME_OPTIONS: &[&str] = &[
     "ms_max_backoff",
     "ms_inject_socket_failures",
     "ms_inject_internal_delays",
+    "debug_ms",
 ];
+
+/// What applies a log filter (a `tracing` directive such as `msgr=debug,msgr_actors=debug`).
+type LogHook = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// The program's log hook: logging is the program's, not the library's.
+static LOG_HOOK: OnceLock<LogHook> = OnceLock::new();
+
+/// Lets `debug_ms` change the log level: `hook` gets a `tracing` filter directive for the
+/// messenger's crates and applies it (say, through a `tracing_subscriber` reload handle).
+/// Set once per process; later calls are ignored.
+pub fn set_log_level_hook(hook: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) {
+    let _ = LOG_HOOK.set(Box::new(hook));
+}
+
+/// The `tracing` directive for a `debug_ms` level.
+pub(crate) fn debug_ms_directive(level: u8) -> String {
+    let l = match level {
+        0 => "warn",
+        1..=4 => "info",
+        5..=9 => "debug",
+        _ => "trace",
+    };
+    format!("msgr={l},msgr_actors={l}")
+}
+
+/// Applies a `debug_ms` level (0-20) through the program's log level hook.
+pub fn apply_debug_ms(level: u8) -> Result<(), String> {
+    let hook = LOG_HOOK
+        .get()
+        .ok_or("debug_ms: this program installed no log level hook")?;
+    hook(&debug_ms_directive(level))
+}
 
 /// The current values of the run-time options that live here (fault injection's live in the
 /// messenger's `Injector`, which every socket shares).
@@ -25,6 +59,7 @@ pub(crate) struct RuntimeConfig {
     max_backoff_ns: AtomicU64,
     inject_socket_failures: AtomicU64,
     inject_internal_delays: AtomicU64,
+    debug_ms: Mutex<String>,
 }
 
 impl RuntimeConfig {
@@ -34,6 +69,7 @@ impl RuntimeConfig {
             max_backoff_ns: AtomicU64::new(c.ms_max_backoff.as_nanos() as u64),
             inject_socket_failures: AtomicU64::new(c.ms_inject_socket_failures),
             inject_internal_delays: AtomicU64::new(c.ms_inject_internal_delays.to_bits()),
+            debug_ms: Mutex::new(c.debug_ms.clone()),
         }
     }
 
@@ -53,6 +89,7 @@ impl RuntimeConfig {
         c.ms_max_backoff = max;
         c.ms_inject_socket_failures = self.inject_socket_failures.load(Relaxed);
         c.ms_inject_internal_delays = f64::from_bits(self.inject_internal_delays.load(Relaxed));
+        c.debug_ms = self.debug_ms.lock().expect("debug_ms lock").clone();
         c
     }
 
@@ -75,6 +112,10 @@ impl RuntimeConfig {
             ));
         }
         next.validate().map_err(|e| e.to_string())?;
+        if key == "debug_ms" {
+            apply_debug_ms(next.debug_ms_level().expect("validated"))?;
+            *self.debug_ms.lock().expect("debug_ms lock") = next.debug_ms.clone();
+        }
         self.initial_backoff_ns
             .store(next.ms_initial_backoff.as_nanos() as u64, Relaxed);
         self.max_backoff_ns
@@ -118,5 +159,10 @@ mod tests {
             Duration::from_secs(7),
             "failed sets change nothing"
         );
+        assert_eq!(debug_ms_directive(5), "msgr=debug,msgr_actors=debug");
+        assert_eq!(debug_ms_directive(0), "msgr=warn,msgr_actors=warn");
+        // No program hook in this test binary: refused, and nothing changes.
+        assert!(rt.set(&base, &inj, "debug_ms", "5").is_err());
+        assert_eq!(rt.current(&base).debug_ms, "0/0");
     }
 }

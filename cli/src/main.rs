@@ -71,14 +71,7 @@ fn main() {
         eprintln!("msgr: {e}");
         std::process::exit(2);
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, not in files and pipes.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging(&cli.log, &config);
 
     let result = actix::System::new().block_on(async move {
         match cli.cmd {
@@ -90,5 +83,37 @@ fn main() {
     if let Err(e) = result {
         eprintln!("msgr: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Logs to stderr at `--log` (or RUST_LOG), through a reload layer whose handle becomes the
+/// messenger's log level hook, so `debug_ms` (given as an option, or set later through the
+/// admin socket) changes the messenger's level. A `debug_ms` other than the default applies
+/// at once.
+fn init_logging(level: &str, config: &Config) {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
+    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
+    let filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour codes only for a person at a terminal, not in files and pipes.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .init();
+    msgr_actors::set_log_level_hook(move |directive| {
+        // The messenger's crates at the new level, everything else as started.
+        let filter =
+            EnvFilter::try_new(format!("{base},{directive}")).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    });
+    if config.debug_ms != Config::default().debug_ms {
+        if let Some(level) = config.debug_ms_level() {
+            let _ = msgr_actors::apply_debug_ms(level);
+        }
     }
 }

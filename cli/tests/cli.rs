@@ -145,19 +145,7 @@ fn serve_and_bench_verify_under_injected_faults_then_serve_summarizes_on_sigterm
     assert_eq!(summary["reordered"], 0);
     assert_eq!(summary["corrupt"], 0);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(s) = serve.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "serve did not exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exit = terminate(&mut serve);
     assert!(exit.success());
     let mut out = String::new();
     std::io::Read::read_to_string(&mut serve.stdout.take().unwrap(), &mut out).unwrap();
@@ -177,6 +165,23 @@ fn serve_and_bench_verify_under_injected_faults_then_serve_summarizes_on_sigterm
         .map(|p| p["bench"]["duplicates"].as_u64().unwrap())
         .sum();
     assert_eq!((gaps, dups), (0, 0));
+}
+
+/// Sends SIGTERM to `child` and waits (at most 20 s) for it to exit.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "no exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Reads `child`'s stderr on a thread, line by line, into a channel.
@@ -284,4 +289,55 @@ fn serve_takes_a_nonce() {
     let (port, addr) = advertised(&["--entity", "osd.3"]);
     assert!(addr.starts_with(&format!("v1:127.0.0.1:{port}/")), "{addr}");
     assert!(!addr.ends_with("/0"), "an OSD's nonce is random: {addr}");
+}
+
+/// `msgr serve --admin-socket`: the real ceph CLI raises the messenger's log level at run time
+/// (`config set debug_ms 5`): debug lines appear for the next session. The socket file goes
+/// when serve exits.
+#[test]
+fn serve_admin_socket_changes_the_log_level_at_run_time() {
+    if Command::new("ceph").arg("--version").output().is_err() {
+        assert!(
+            !ceph_harness::required(),
+            "MSGR_REQUIRE_CEPH=1 but the ceph command is missing"
+        );
+        eprintln!("SKIPPED (admin socket): the ceph command is missing");
+        return;
+    }
+    let port = ceph_harness::free_port();
+    let asok = std::env::temp_dir().join(format!("msgr-cli-{port}.asok"));
+    let mut serve = msgr()
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .arg("--admin-socket")
+        .arg(&asok)
+        .args(["--log", "info"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut serve);
+    wait_for_line(&lines, "listening", 30).expect("serve starts");
+    let set = Command::new("ceph")
+        .arg("--admin-daemon")
+        .arg(&asok)
+        .args(["config", "set", "debug_ms", "5"])
+        .output()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&set.stdout);
+    assert!(reply.contains("success"), "{reply}");
+    let bench = msgr()
+        .args([
+            "bench",
+            "--peer",
+            &format!("127.0.0.1:{port}"),
+            "--count",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert!(bench.status.success());
+    let debug = wait_for_line(&lines, "DEBUG", 30);
+    terminate(&mut serve);
+    assert!(debug.is_ok(), "no debug line after debug_ms 5: {debug:?}");
+    assert!(!asok.exists(), "the admin socket is removed at exit");
 }

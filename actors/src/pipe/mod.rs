@@ -169,6 +169,7 @@ impl Pipe {
         check_peer_nonce: bool,
         dial_first: bool,
     ) -> (Addr<Pipe>, Connection) {
+        Counters::add(&shared.counters.shard(shard).connections_created, 1);
         let id = shared.next_conn_id();
         let conn = Connection::new(
             id,
