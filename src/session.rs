@@ -139,6 +139,11 @@ impl Session {
         self.replay.len() + self.queued
     }
 
+    /// The highest seq the peer acked in this session (0: none yet).
+    pub fn peer_acked(&self) -> u64 {
+        self.peer_acked
+    }
+
     /// Messages written and not yet acked.
     pub fn unacked_len(&self) -> usize {
         self.sent.len()

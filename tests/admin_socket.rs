@@ -139,6 +139,17 @@ async fn the_ceph_cli_reads_counters_config_and_connections() {
     let refused = ceph_daemon(&path, &["config", "set", "ms_crc_data", "false"]).await;
     let why = refused["error"].as_str().unwrap_or_default();
     assert!(why.contains("cannot be changed"), "{refused}");
+    let set = ceph_daemon(
+        &path,
+        &["config", "set", "ms_dispatch_throttle_bytes", "1000000"],
+    )
+    .await;
+    assert!(set["success"].is_string(), "{set}");
+    assert_eq!(
+        srv.dispatch_throttle().1,
+        1_000_000,
+        "the live throttle's budget"
+    );
     let invalid = ceph_daemon(&path, &["config", "set", "ms_initial_backoff", "60"]).await;
     assert!(invalid["error"].is_string(), "initial above max: {invalid}");
     let unknown = ceph_daemon(&path, &["config", "get", "ms_nope"]).await;
@@ -149,6 +160,7 @@ async fn the_ceph_cli_reads_counters_config_and_connections() {
     assert_eq!(list.len(), 1, "{conns}");
     assert_eq!(list[0]["peer"], "client.1");
     assert_eq!(list[0]["in_seq"], 100);
+    assert_eq!(list[0]["out_seq"], 100);
     assert_eq!(list[0]["state"], "open");
 
     // Fault injection switched on at run time reaches the live session: it faults and

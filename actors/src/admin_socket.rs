@@ -22,6 +22,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::connection::Connection;
 use crate::counters::CountersSnapshot;
 use crate::msgs::ListConnections;
+use crate::runtime_config::Live;
 use crate::shared::Shared;
 
 /// Longest request accepted (Ceph's commands are a few hundred bytes).
@@ -224,7 +225,9 @@ fn arg<'a>(cmd: &'a Command, name: &str) -> Result<&'a str, String> {
 }
 
 async fn execute(cmd: &Command, shared: &Arc<Shared>) -> Result<Value, String> {
-    let config = &shared.runtime.current(&shared.config);
+    let config = &shared
+        .runtime
+        .current(&shared.config, &shared.dispatch_throttle);
     Ok(match cmd.prefix.as_str() {
         "get_command_descriptions" => descriptions(),
         "help" => Value::Object(
@@ -268,9 +271,11 @@ async fn execute(cmd: &Command, shared: &Arc<Shared>) -> Result<Value, String> {
         }
         "config set" => {
             let (var, val) = (arg(cmd, "var")?, arg(cmd, "val")?);
-            shared
-                .runtime
-                .set(&shared.config, &shared.injector, var, val)?;
+            let live = Live {
+                injector: &shared.injector,
+                dispatch_throttle: &shared.dispatch_throttle,
+            };
+            shared.runtime.set(&shared.config, &live, var, val)?;
             json!({ "success": format!("{} = {val}", var.replace('-', "_")) })
         }
         "perf reset" => match arg(cmd, "var")? {
@@ -378,6 +383,7 @@ async fn dump_connections(shared: &Arc<Shared>) -> Value {
             "connect_seq": info.as_ref().map(|i| i.connect_seq),
             "out_seq": info.as_ref().map(|i| i.out_seq),
             "in_seq": info.as_ref().map(|i| i.in_seq),
+            "acked": info.as_ref().map(|i| i.acked),
             "pending": info.as_ref().map(|i| i.pending),
             "unacked": info.as_ref().map(|i| i.unacked),
             "features": format!("{:#x}", c.features()),

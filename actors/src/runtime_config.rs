@@ -9,6 +9,7 @@ use std::time::Duration;
 use msgr::Config;
 
 use crate::inject::Injector;
+use crate::throttle::Throttle;
 
 /// The options `config set` may change.
 pub(crate) const RUNTIME_OPTIONS: &[&str] = &[
@@ -17,6 +18,7 @@ pub(crate) const RUNTIME_OPTIONS: &[&str] = &[
     "ms_inject_socket_failures",
     "ms_inject_internal_delays",
     "debug_ms",
+    "ms_dispatch_throttle_bytes",
 ];
 
 /// What applies a log filter (a `tracing` directive such as `msgr=debug,msgr_actors=debug`).
@@ -51,8 +53,15 @@ pub fn apply_debug_ms(level: u8) -> Result<(), String> {
     hook(&debug_ms_directive(level))
 }
 
+/// The messenger's parts that hold run-time options themselves.
+pub(crate) struct Live<'a> {
+    pub(crate) injector: &'a Injector,
+    pub(crate) dispatch_throttle: &'a Throttle,
+}
+
 /// The current values of the run-time options that live here (fault injection's live in the
-/// messenger's `Injector`, which every socket shares).
+/// messenger's `Injector`, which every socket shares, and the dispatch throttle's budget in the
+/// throttle itself).
 #[derive(Debug)]
 pub(crate) struct RuntimeConfig {
     initial_backoff_ns: AtomicU64,
@@ -82,7 +91,7 @@ impl RuntimeConfig {
     }
 
     /// `base` with the run-time options' current values.
-    pub(crate) fn current(&self, base: &Config) -> Config {
+    pub(crate) fn current(&self, base: &Config, dispatch_throttle: &Throttle) -> Config {
         let (initial, max) = self.backoff_limits();
         let mut c = base.clone();
         c.ms_initial_backoff = initial;
@@ -90,6 +99,7 @@ impl RuntimeConfig {
         c.ms_inject_socket_failures = self.inject_socket_failures.load(Relaxed);
         c.ms_inject_internal_delays = f64::from_bits(self.inject_internal_delays.load(Relaxed));
         c.debug_ms = self.debug_ms.lock().expect("debug_ms lock").clone();
+        c.ms_dispatch_throttle_bytes = dispatch_throttle.capacity();
         c
     }
 
@@ -98,12 +108,12 @@ impl RuntimeConfig {
     pub(crate) fn set(
         &self,
         base: &Config,
-        injector: &Injector,
+        live: &Live<'_>,
         name: &str,
         value: &str,
     ) -> Result<(), String> {
         let key = name.replace('-', "_");
-        let mut next = self.current(base);
+        let mut next = self.current(base, live.dispatch_throttle);
         next.set(&key, value).map_err(|e| e.to_string())?;
         if !RUNTIME_OPTIONS.contains(&key.as_str()) {
             return Err(format!(
@@ -124,8 +134,12 @@ impl RuntimeConfig {
             .store(next.ms_inject_socket_failures, Relaxed);
         self.inject_internal_delays
             .store(next.ms_inject_internal_delays.to_bits(), Relaxed);
-        injector.set_socket_failures(next.ms_inject_socket_failures);
-        injector.set_internal_delay(next.ms_inject_internal_delays);
+        live.injector
+            .set_socket_failures(next.ms_inject_socket_failures);
+        live.injector
+            .set_internal_delay(next.ms_inject_internal_delays);
+        live.dispatch_throttle
+            .set_capacity(next.ms_dispatch_throttle_bytes);
         Ok(())
     }
 }
@@ -139,30 +153,44 @@ mod tests {
         let base = Config::default();
         let rt = RuntimeConfig::new(&base);
         let inj = Injector::from_config(&base);
-        rt.set(&base, &inj, "ms_max_backoff", "7").unwrap();
+        let throttle = Throttle::new(base.ms_dispatch_throttle_bytes);
+        let live = Live {
+            injector: &inj,
+            dispatch_throttle: &throttle,
+        };
+        rt.set(&base, &live, "ms_max_backoff", "7").unwrap();
         assert_eq!(rt.backoff_limits().1, Duration::from_secs(7));
-        assert_eq!(rt.current(&base).get("ms_max_backoff").unwrap(), "7");
-        rt.set(&base, &inj, "ms-inject-socket-failures", "50")
+        assert_eq!(
+            rt.current(&base, &throttle).get("ms_max_backoff").unwrap(),
+            "7"
+        );
+        rt.set(&base, &live, "ms-inject-socket-failures", "50")
             .unwrap();
-        assert_eq!(rt.current(&base).ms_inject_socket_failures, 50);
-        let refused = rt.set(&base, &inj, "ms_crc_data", "false").unwrap_err();
+        assert_eq!(rt.current(&base, &throttle).ms_inject_socket_failures, 50);
+        let refused = rt.set(&base, &live, "ms_crc_data", "false").unwrap_err();
         assert!(
             refused.contains("cannot be changed at run time"),
             "{refused}"
         );
         // Checked as a whole: the initial backoff may not exceed the maximum.
-        assert!(rt.set(&base, &inj, "ms_initial_backoff", "60").is_err());
-        assert!(rt.set(&base, &inj, "ms_max_backoff", "soon").is_err());
-        assert!(rt.set(&base, &inj, "ms_nope", "1").is_err());
+        assert!(rt.set(&base, &live, "ms_initial_backoff", "60").is_err());
+        assert!(rt.set(&base, &live, "ms_max_backoff", "soon").is_err());
+        assert!(rt.set(&base, &live, "ms_nope", "1").is_err());
         assert_eq!(
             rt.backoff_limits().1,
             Duration::from_secs(7),
             "failed sets change nothing"
         );
+        rt.set(&base, &live, "ms_dispatch_throttle_bytes", "1000")
+            .unwrap();
+        assert_eq!(throttle.capacity(), 1000);
+        assert!(rt
+            .set(&base, &live, "ms_dispatch_throttle_bytes", "0")
+            .is_err());
         assert_eq!(debug_ms_directive(5), "msgr=debug,msgr_actors=debug");
         assert_eq!(debug_ms_directive(0), "msgr=warn,msgr_actors=warn");
         // No program hook in this test binary: refused, and nothing changes.
-        assert!(rt.set(&base, &inj, "debug_ms", "5").is_err());
-        assert_eq!(rt.current(&base).debug_ms, "0/0");
+        assert!(rt.set(&base, &live, "debug_ms", "5").is_err());
+        assert_eq!(rt.current(&base, &throttle).debug_ms, "0/0");
     }
 }

@@ -23,7 +23,11 @@ pub struct Throttle {
 #[derive(Debug)]
 struct Inner {
     available: AtomicU64,
-    capacity: u64,
+    /// The budget; it may change at run time (`config set ms_dispatch_throttle_bytes`).
+    capacity: AtomicU64,
+    /// Units a shrunk budget still has to claw back from permits in use: returned units pay
+    /// this first, so the budget comes down as the permits come back.
+    debt: AtomicU64,
     waiters: AtomicUsize,
     released: Notify,
 }
@@ -40,7 +44,7 @@ impl Inner {
     /// Takes `units` (at most the whole budget, so one huge message can still pass alone) if
     /// they are free, ignoring waiters; returns the units taken.
     fn take(&self, units: u64) -> Option<u64> {
-        let units = units.min(self.capacity);
+        let units = units.min(self.capacity.load(Ordering::Relaxed));
         self.available
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| a.checked_sub(units))
             .ok()?;
@@ -89,9 +93,25 @@ impl ThrottlePermit {
     }
 }
 
+impl Inner {
+    /// Gives `units` back: first to a shrunk budget's debt, the rest to the free units.
+    fn give_back(&self, mut units: u64) {
+        if self.debt.load(Ordering::Relaxed) > 0 {
+            let paid = self
+                .debt
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| {
+                    Some(d - d.min(units))
+                })
+                .map_or(0, |d| d.min(units));
+            units -= paid;
+        }
+        self.available.fetch_add(units, Ordering::SeqCst);
+    }
+}
+
 impl Drop for ThrottlePermit {
     fn drop(&mut self) {
-        self.inner.available.fetch_add(self.units, Ordering::SeqCst);
+        self.inner.give_back(self.units);
         // SeqCst pairs with the waiter's increment and take: either it sees these units or
         // we see it waiting.
         if self.inner.waiters.load(Ordering::SeqCst) > 0 {
@@ -107,7 +127,8 @@ impl Throttle {
         Throttle {
             inner: Arc::new(Inner {
                 available: AtomicU64::new(capacity),
-                capacity,
+                capacity: AtomicU64::new(capacity),
+                debt: AtomicU64::new(0),
                 waiters: AtomicUsize::new(0),
                 released: Notify::new(),
             }),
@@ -121,7 +142,29 @@ impl Throttle {
 
     /// The budget.
     pub fn capacity(&self) -> u64 {
-        self.inner.capacity
+        self.inner.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Changes the budget (at least 1). Growing frees the new units at once (after paying any
+    /// debt of an earlier shrink); shrinking takes what is free now and the rest from permits
+    /// as they come back, so holders keep what they have.
+    pub fn set_capacity(&self, capacity: u64) {
+        let capacity = capacity.max(1);
+        let old = self.inner.capacity.swap(capacity, Ordering::SeqCst);
+        if capacity >= old {
+            self.inner.give_back(capacity - old);
+            if self.inner.waiters.load(Ordering::SeqCst) > 0 {
+                self.inner.released.notify_waiters();
+            }
+        } else {
+            let cut = old - capacity;
+            let from_free = self
+                .inner
+                .available
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| Some(a - a.min(cut)))
+                .map_or(0, |a| a.min(cut));
+            self.inner.debt.fetch_add(cut - from_free, Ordering::SeqCst);
+        }
     }
 
     /// A permit for `units` already taken from this throttle.
@@ -366,5 +409,35 @@ mod tests {
         assert_eq!(t.inner.waiters.load(Ordering::SeqCst), 0);
         drop(held);
         assert!(t.try_acquire(10).is_some());
+    }
+
+    #[tokio::test]
+    async fn the_budget_changes_at_run_time_and_holders_keep_what_they_have() {
+        let t = Throttle::new(100);
+        let held = t.try_acquire(80).unwrap();
+        // Shrink to 50: the 20 free units go at once, 30 more as the permit comes back.
+        t.set_capacity(50);
+        assert_eq!((t.capacity(), t.available()), (50, 0));
+        assert!(t.try_acquire(1).is_none());
+        drop(held);
+        assert_eq!(
+            t.available(),
+            50,
+            "the debt was paid from the returned units"
+        );
+        // Grow to 200 while a waiter waits: it is woken and served.
+        let all = t.try_acquire(50).unwrap();
+        let waiter = {
+            let t = t.clone();
+            tokio::spawn(async move { t.acquire(120).await })
+        };
+        while t.inner.waiters.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        t.set_capacity(200);
+        let got = waiter.await.unwrap();
+        assert_eq!(got.units(), 120);
+        drop((all, got));
+        assert_eq!((t.capacity(), t.available()), (200, 200));
     }
 }

@@ -69,6 +69,8 @@ pub struct PipeInfo {
     pub in_seq: u64,
     /// Last seq sent.
     pub out_seq: u64,
+    /// Highest seq the peer acked.
+    pub acked: u64,
     /// Messages waiting to be written.
     pub pending: usize,
     /// Messages written and not yet acked.
@@ -1120,6 +1122,7 @@ impl Handler<GetInfo> for Pipe {
             connect_seq: self.connect_seq,
             in_seq: self.session.in_seq(),
             out_seq: self.session.out_seq(),
+            acked: self.session.peer_acked(),
             pending: self.session.pending_len(),
             unacked: self.session.unacked_len(),
             lossy: self.session.is_lossy(),
