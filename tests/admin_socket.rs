@@ -248,3 +248,77 @@ async fn hostile_admin_clients_get_errors_or_closed_sockets() {
     assert!(!path.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Half requests from many clients at once: the admin socket serves at most 16, closes the
+/// rest at once, closes the silent ones after its 5 s deadline, and answers again afterwards;
+/// meanwhile the messenger's sessions carry on untouched.
+#[actix_rt::test]
+async fn many_silent_admin_clients_never_stall_the_messenger() {
+    init_tracing();
+    let dir = temp_dir("silent");
+    let path = dir.join("osd.asok");
+    let srv = server_with(
+        osd(0),
+        Policy::stateful_server(0),
+        Arc::new(Recorder::echoing()),
+        test_config().admin_socket(path.display().to_string()),
+    )
+    .await;
+    // 40 clients that send half a command and then nothing.
+    let silent: Vec<UnixStream> = (0..40)
+        .map(|_| {
+            let mut s = UnixStream::connect(&path).unwrap();
+            s.write_all(b"{\"prefix\": \"perf").unwrap();
+            s
+        })
+        .collect();
+    let rec = Recorder::default();
+    let cli = client(
+        client_name(1),
+        Policy::lossless_client(0),
+        rec.clone(),
+        test_config(),
+    );
+    let conn = osd_connection(&cli, &srv).await;
+    for i in 0..200 {
+        conn.send_message(numbered(i)).unwrap();
+    }
+    wait_for(20, "200 echoes while the admin socket is flooded", || {
+        rec.total() == 200
+    })
+    .await;
+    // Every silent client is closed: at once past the limit, after the deadline otherwise.
+    let closed = tokio::task::spawn_blocking(move || {
+        silent
+            .into_iter()
+            .map(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut out = Vec::new();
+                // Closed with the request unread, a Unix socket reports a reset.
+                match s.read_to_end(&mut out) {
+                    Ok(_) => out.is_empty(),
+                    Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+                }
+            })
+            .filter(|closed| *closed)
+            .count()
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, 40, "every half request ends in a closed socket");
+    // And it answers again.
+    let p = path.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = UnixStream::connect(&p).unwrap();
+        s.write_all(b"version\0").unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(answer.len() > 4, "the socket answers after the flood");
+    cli.shutdown().await;
+    srv.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
