@@ -11,14 +11,6 @@ use msgr::handshake::HandshakeError;
 use msgr::{EntityAddr, EntityType, Policy};
 use msgr_actors::{Messenger, PipeError};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An OSD bound at 127.0.0.1:P whose only way in is a proxy at 127.0.0.2:Q.
 async fn osd_behind_proxy(public_addr: bool) -> (Messenger, ChaosProxy) {
     let bound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

@@ -214,14 +214,6 @@ async fn chaos_run(r: ChaosRun) -> ChaosReport {
     report
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The mix: flip 1 in 400 chunks, cut 1 in 500, stall 1 in 600, drip 1 in 300.
 fn full_mix(seed: u64) -> Chaos {
     Chaos {

@@ -4,8 +4,10 @@
 #[path = "common/cluster_proc.rs"]
 mod cluster_proc;
 
-use cluster_proc::{cluster_bin, last_json, succeeded_json};
-use std::process::{Child, Command, Stdio};
+use cluster_proc::{
+    check_osds_exit_clean, checked_client_summary, client_args, cluster_bin, succeeded_json, Proc,
+};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn lost_total(v: &serde_json::Value) -> u64 {
@@ -84,15 +86,6 @@ fn cluster_soak_heavy_faults_and_internal_delays() {
     }
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn mon_two_osds_and_a_client_as_separate_processes() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -153,38 +146,13 @@ fn mon_two_osds_and_a_client_as_separate_processes() {
         })
         .collect();
     let client = Command::new(&bin)
-        .args([
-            "--role",
-            "client",
-            "--mon",
-            &mon_addr,
-            "--duration",
-            "4",
-            "--objects",
-            "64",
-            "--inject-socket-failures",
-            "500",
-        ])
+        .args(client_args(&mon_addr))
         .output()
         .unwrap();
-    let s = succeeded_json(&client);
-    assert_eq!(s["verify_failures"], 0, "{s}");
-    assert_eq!(s["lost_lossless"], 0, "{s}");
-    assert!(s["writes_acked"].as_u64().unwrap() > 100, "{s}");
-    assert_eq!(
-        s["replica_reads_verified"].as_u64().unwrap(),
-        2 * s["objects"].as_u64().unwrap(),
-        "two replicas each: {s}"
-    );
+    checked_client_summary(&client);
     // The mon's admin socket, through the real ceph CLI, sees the cluster's sessions.
     mon_admin_socket_shows_the_cluster(&asok_dir.join("mon.0.asok"));
-    for mut o in osds {
-        let status = o.0.wait().unwrap();
-        let mut out = String::new();
-        std::io::Read::read_to_string(o.0.stdout.as_mut().unwrap(), &mut out).unwrap();
-        assert!(status.success(), "osd: {out}");
-        assert_eq!(last_json(out.as_bytes())["lost_lossless"], 0);
-    }
+    check_osds_exit_clean(osds);
     drop(mon);
     let _ = std::fs::remove_dir_all(&asok_dir);
 }

@@ -11,10 +11,10 @@
 mod cluster_proc;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use cluster_proc::{cluster_bin, last_json, succeeded_json};
+use cluster_proc::{check_osds_exit_clean, checked_client_summary, client_args, cluster_bin, Proc};
 
 const MON_IP: &str = "192.0.2.1";
 const OSD_IP: &str = "192.0.2.2";
@@ -123,16 +123,6 @@ impl Drop for Hosts {
     }
 }
 
-/// A child process killed when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn cluster_across_three_network_namespaces() {
     let hosts = match Hosts::create() {
@@ -202,44 +192,16 @@ fn cluster_across_three_network_namespaces() {
         })
         .collect();
     let start = Instant::now();
-    let client = Hosts::command(
-        &hosts.client,
-        &[
-            "--role",
-            "client",
-            "--mon",
-            &mon_addr,
-            "--duration",
-            "4",
-            "--objects",
-            "64",
-            "--inject-socket-failures",
-            "500",
-        ],
-    )
-    .output()
-    .unwrap();
-    let s = succeeded_json(&client);
-    assert_eq!(s["verify_failures"], 0, "{s}");
-    assert_eq!(s["lost_lossless"], 0, "{s}");
-    assert!(s["writes_acked"].as_u64().unwrap() > 100, "{s}");
-    assert_eq!(
-        s["replica_reads_verified"].as_u64().unwrap(),
-        2 * s["objects"].as_u64().unwrap(),
-        "both OSDs on 192.0.2.2 hold a replica of every object: {s}"
-    );
+    let args = client_args(&mon_addr);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let client = Hosts::command(&hosts.client, &args).output().unwrap();
+    let s = checked_client_summary(&client);
     let learned = s["my_addr"].as_str().unwrap();
     assert!(
         learned.starts_with(&format!("v1:{CLIENT_IP}:")),
         "the client learned its own host's address from the mon: {learned}"
     );
-    for mut o in osds {
-        let status = o.0.wait().unwrap();
-        let mut out = String::new();
-        std::io::Read::read_to_string(o.0.stdout.as_mut().unwrap(), &mut out).unwrap();
-        assert!(status.success(), "osd: {out}");
-        assert_eq!(last_json(out.as_bytes())["lost_lossless"], 0);
-    }
+    check_osds_exit_clean(osds);
     eprintln!(
         "three-host cluster: {} writes acked, {} replica reads verified, client at {learned}, in {:.1} s",
         s["writes_acked"],

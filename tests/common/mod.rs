@@ -169,6 +169,15 @@ pub fn client_name(n: i64) -> EntityName {
     EntityName::new(EntityType::CLIENT, n)
 }
 
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Polls `cond` every 5 ms until it holds or `secs` pass; panics with `what` on timeout.
 pub async fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
