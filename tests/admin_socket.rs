@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use msgr::{EntityType, Policy};
+use msgr::Policy;
 use msgr_actors::{Messenger, ShutdownOutcome};
 use serde_json::Value;
 
@@ -59,6 +59,24 @@ async fn ceph_daemon(path: &Path, words: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// Speaks the admin socket's framing by hand: sends `bytes`, ends its side, and returns all
+/// that comes back (nothing when the socket is closed without an answer).
+async fn talk(path: &Path, bytes: Vec<u8>) -> Vec<u8> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // The peer may close before reading everything: a failed write is an answer too.
+        let _ = s.write_all(&bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    })
+    .await
+    .unwrap()
+}
+
 /// A directory of this test's own (the tests of this file run at once).
 fn temp_dir(test: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("msgr-asok-{}-{test}", std::process::id()));
@@ -76,14 +94,13 @@ async fn the_ceph_cli_reads_counters_config_and_connections() {
     let config = test_config()
         .ms_max_backoff(Duration::from_secs(7))
         .admin_socket(format!("{}/$cluster-$name.asok", dir.display()));
-    let srv = Messenger::builder(osd(0))
-        .config(config)
-        .default_policy(Policy::stateful_server(0))
-        .dispatcher(Arc::new(Recorder::echoing()))
-        .build()
-        .unwrap();
-    srv.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    srv.start().unwrap();
+    let srv = server(
+        osd(0),
+        Policy::stateful_server(0),
+        Recorder::echoing(),
+        config,
+    )
+    .await;
     let path = dir.join("ceph-osd.0.asok");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "only the owner may talk to it");
@@ -95,10 +112,7 @@ async fn the_ceph_cli_reads_counters_config_and_connections() {
         rec.clone(),
         test_config(),
     );
-    let conn = cli
-        .get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let conn = osd_connection(&cli, &srv).await;
     for i in 0..100 {
         conn.send_message(numbered(i)).unwrap();
     }
@@ -207,42 +221,27 @@ async fn hostile_admin_clients_get_errors_or_closed_sockets() {
         .default_policy(Policy::stateful_server(0))
         .build()
         .unwrap();
-    let talk = |bytes: Vec<u8>| {
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut s = UnixStream::connect(&path).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            // The peer may close before reading everything: a failed write is an answer too.
-            let _ = s.write_all(&bytes);
-            let _ = s.shutdown(std::net::Shutdown::Write);
-            let mut out = Vec::new();
-            let _ = s.read_to_end(&mut out);
-            out
-        })
-    };
+    let talk = |bytes: Vec<u8>| talk(&path, bytes);
     let reply_json = |out: Vec<u8>| -> Value {
         assert!(out.len() >= 4, "no reply");
         let len = u32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
         assert_eq!(len, out.len() - 4, "the length prefix is exact");
         serde_json::from_slice(&out[4..]).unwrap()
     };
-    let garbage = reply_json(talk(vec![0xff, 0x00]).await.unwrap());
+    let garbage = reply_json(talk(vec![0xff, 0x00]).await);
     assert!(garbage["error"].is_string(), "{garbage}");
-    let unknown = reply_json(talk(b"{\"prefix\": \"rm -rf\"}\0".to_vec()).await.unwrap());
+    let unknown = reply_json(talk(b"{\"prefix\": \"rm -rf\"}\0".to_vec()).await);
     assert!(unknown["error"]
         .as_str()
         .unwrap()
         .contains("unknown command"));
-    let huge = talk(vec![b'x'; 1 << 20]).await.unwrap();
+    let huge = talk(vec![b'x'; 1 << 20]).await;
     assert!(
         huge.is_empty(),
         "an oversized request is closed without a reply"
     );
-    let version = reply_json(
-        talk(b"{\"prefix\": \"version\", \"format\": \"json\"}\0".to_vec())
-            .await
-            .unwrap(),
-    );
+    let version =
+        reply_json(talk(b"{\"prefix\": \"version\", \"format\": \"json\"}\0".to_vec()).await);
     assert_eq!(version["entity"], "osd.0");
     srv.shutdown().await;
     assert!(!path.exists());
@@ -307,16 +306,7 @@ async fn many_silent_admin_clients_never_stall_the_messenger() {
     .unwrap();
     assert_eq!(closed, 40, "every half request ends in a closed socket");
     // And it answers again.
-    let p = path.clone();
-    let answer = tokio::task::spawn_blocking(move || {
-        let mut s = UnixStream::connect(&p).unwrap();
-        s.write_all(b"version\0").unwrap();
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).unwrap();
-        out
-    })
-    .await
-    .unwrap();
+    let answer = talk(&path, b"version\0".to_vec()).await;
     assert!(answer.len() > 4, "the socket answers after the flood");
     cli.shutdown().await;
     srv.shutdown().await;
