@@ -22,6 +22,7 @@ pub mod features;
 pub mod handshake;
 pub mod message;
 pub mod messages;
+pub mod pipe;
 pub mod policy;
 pub mod session;
 pub mod wire;

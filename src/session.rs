@@ -291,6 +291,11 @@ impl Session {
         Receive::Accept { gap }
     }
 
+    /// An ACK is due: messages arrived since the last one we wrote (never on lossy sessions).
+    pub fn ack_due(&self) -> bool {
+        !self.lossy && self.in_seq > self.in_seq_acked
+    }
+
     /// A cumulative ACK to write now, if one is due (never on lossy sessions).
     pub fn take_ack(&mut self) -> Option<u64> {
         if self.lossy || self.in_seq <= self.in_seq_acked {

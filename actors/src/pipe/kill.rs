@@ -3,7 +3,7 @@
 
 use actix::prelude::*;
 
-use super::{Pipe, State};
+use super::{Pipe, Socket};
 use crate::error::PipeError;
 use crate::msgs::{Kill, StopReader, StopWriter};
 
@@ -21,10 +21,10 @@ pub enum KillTarget {
 impl Handler<Kill> for Pipe {
     type Result = ();
     fn handle(&mut self, Kill(target): Kill, ctx: &mut Context<Self>) {
-        match (&self.state, target) {
-            (State::Open { reader, .. }, KillTarget::Reader) => reader.do_send(StopReader),
-            (State::Open { writer, .. }, KillTarget::Writer) => writer.do_send(StopWriter),
-            (_, KillTarget::Pipe) if !self.closing && !matches!(self.state, State::Closed) => {
+        match (&self.socket, target) {
+            (Some(Socket { reader, .. }), KillTarget::Reader) => reader.do_send(StopReader),
+            (Some(Socket { writer, .. }), KillTarget::Writer) => writer.do_send(StopWriter),
+            (_, KillTarget::Pipe) if !self.machine.is_closed() => {
                 self.fault(PipeError::ActorKilled, ctx)
             }
             _ => {}

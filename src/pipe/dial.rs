@@ -1,0 +1,104 @@
+//! Dialling: when the machine dials, with which connect_seq, and what a finished connector
+//! (spec §2.7) does to the session.
+
+use std::time::Instant;
+
+use super::state::State;
+use super::{Action, Machine, PipeEvent};
+use crate::handshake::Established;
+use crate::session::SessionError;
+
+/// What became of a finished handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The session is open on the handshake's socket, of this generation.
+    Opened {
+        /// The socket's generation.
+        gen: u64,
+    },
+    /// A newer attempt, or something else, took over since the handshake began: its socket
+    /// is to be closed, and nothing changed.
+    Stale,
+}
+
+impl Machine {
+    /// Dials: the next attempt, with connect_seq + 1 if the session was open on the last socket.
+    pub(super) fn dial(&mut self) {
+        if self.book.bump_connect_seq {
+            self.book.connect_seq += 1;
+            self.book.bump_connect_seq = false;
+        }
+        let attempt = self.next_attempt();
+        self.state = State::Connecting { attempt };
+        self.act(Action::Dial {
+            attempt,
+            connect_seq: self.book.connect_seq,
+            in_seq: self.session.in_seq(),
+        });
+    }
+
+    pub(super) fn next_attempt(&mut self) -> u64 {
+        self.attempt += 1;
+        self.attempt
+    }
+
+    /// Whether the dial or accept hand-over numbered `attempt` is the one the session still
+    /// waits for.
+    ///
+    /// Every change away from a handshake cancels it, but a runtime may still report one that
+    /// completed in the same turn as its cancel (actix reaps a cancelled future only after
+    /// polling it once more; seen in the cluster sim). It must not open a second socket for the
+    /// session. The newest attempt is current while the session is Connecting or Accepting
+    /// (each new attempt is numbered, so those states belong to it).
+    pub fn handshake_is_current(&self, attempt: u64) -> bool {
+        match self.state {
+            State::Connecting { attempt: a } | State::Accepting { attempt: a } => a == attempt,
+            _ => false,
+        }
+    }
+
+    /// The handshake numbered `attempt` failed. Returns whether it was current: if so the
+    /// runtime faults (and feeds the fault to [`fault`](Self::fault)); if not, nothing changes.
+    pub fn handshake_failed(&mut self, attempt: u64) -> bool {
+        let current = self.handshake_is_current(attempt);
+        if current && matches!(self.state, State::Accepting { .. }) {
+            // A half-done accept: a session made for it with nothing to keep closes.
+            self.since_fault.accepted = true;
+        }
+        current
+    }
+
+    /// The runtime has no address to dial for `attempt`: the session stands by.
+    pub fn dial_impossible(&mut self, attempt: u64) {
+        if self.handshake_is_current(attempt) {
+            self.state = State::Standby;
+        }
+    }
+
+    /// The connector numbered `attempt` reached READY. `session_reset`: the peer answered
+    /// RESETSESSION on the way, so the session starts over first (ms_handle_remote_reset).
+    ///
+    /// An error means the peer's SEQ claim cannot be true: the runtime faults the socket.
+    pub fn dialled(
+        &mut self,
+        now: Instant,
+        attempt: u64,
+        est: &Established,
+        session_reset: bool,
+    ) -> Result<Completion, SessionError> {
+        if !self.handshake_is_current(attempt) {
+            return Ok(Completion::Stale);
+        }
+        if session_reset {
+            self.reset_session();
+            self.act(Action::Event(PipeEvent::RemoteReset));
+        }
+        self.book.connect_seq = est.connect_seq;
+        self.book.peer_global_seq = est.peer_global_seq;
+        self.session.set_lossy(est.lossy);
+        let restart = est.peer_acked_seq.is_none();
+        let gen = self.open_socket(now, est.features, est.peer_acked_seq, restart, false)?;
+        self.act(Action::Event(PipeEvent::Connect));
+        Ok(Completion::Opened { gen })
+    }
+}
