@@ -75,8 +75,22 @@ impl Machine {
         }
     }
 
-    /// The connector numbered `attempt` reached READY. `session_reset`: the peer answered
-    /// RESETSESSION on the way, so the session starts over first (ms_handle_remote_reset).
+    /// The peer answered the connector numbered `attempt` with RESETSESSION: it has no
+    /// session with us (it restarted, or dropped ours), so ours starts over now, before the
+    /// connector goes on with connect_seq 0 (ms_handle_remote_reset). Now and not at READY:
+    /// if this handshake fails, the next one must not replay the old session's messages to a
+    /// peer whose new session would take them as new (duplicates). Returns whether the
+    /// attempt was current (a stale one changes nothing).
+    pub fn peer_reset_session(&mut self, attempt: u64) -> bool {
+        let current = self.handshake_is_current(attempt);
+        if current {
+            self.reset_session();
+            self.act(Action::Event(PipeEvent::RemoteReset));
+        }
+        current
+    }
+
+    /// The connector numbered `attempt` reached READY.
     ///
     /// An error means the peer's SEQ claim cannot be true: the runtime faults the socket.
     pub fn dialled(
@@ -84,14 +98,9 @@ impl Machine {
         now: Instant,
         attempt: u64,
         est: &Established,
-        session_reset: bool,
     ) -> Result<Completion, SessionError> {
         if !self.handshake_is_current(attempt) {
             return Ok(Completion::Stale);
-        }
-        if session_reset {
-            self.reset_session();
-            self.act(Action::Event(PipeEvent::RemoteReset));
         }
         self.book.connect_seq = est.connect_seq;
         self.book.peer_global_seq = est.peer_global_seq;

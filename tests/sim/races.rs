@@ -103,7 +103,7 @@ impl Script {
     fn dialled(&mut self, attempt: u64, connect_seq: u32) -> Completion {
         let at = self.at();
         self.m
-            .dialled(at, attempt, &established(connect_seq + 1), false)
+            .dialled(at, attempt, &established(connect_seq + 1))
             .expect("a truthful peer")
     }
 
@@ -371,4 +371,37 @@ fn an_accept_that_fails_after_its_open_reply_keeps_the_session_for_the_peer() {
         "{again:?}"
     );
     assert!(!s.actions().contains(&Action::Event(PipeEvent::RemoteReset)));
+}
+
+/// Found by this sim (seed 199 of the lossless client / stateful server pair, with restarts):
+/// the server restarted and answered our reconnect with RESETSESSION, and the dial then failed
+/// before READY. The session heard of the reset only at READY, so the next dial went out with
+/// the old connect_seq and replayed the old session's messages to the server's new session,
+/// which took them as new: duplicates. The reset applies when RESETSESSION arrives.
+#[test]
+fn a_resetsession_on_a_dial_that_then_fails_still_resets_the_session() {
+    let mut s = Script::new(Policy::lossless_client(0), true);
+    let first = s.actions();
+    s.open_by_dial(&first);
+    s.actions();
+    s.send();
+    let mut out = Vec::new();
+    s.m.poll_transmit(10, || msgr::wire::Timespec { sec: 0, nsec: 0 }, &mut out);
+    assert_eq!(s.m.session().unacked_len(), 1);
+    s.m.fault(s.at(), FaultKind::Other);
+    let redial = s.actions();
+    let (attempt, _) = Script::expect_dial(&redial);
+    assert!(s.m.peer_reset_session(attempt));
+    assert!(s.actions().contains(&Action::Event(PipeEvent::RemoteReset)));
+    assert!(s.m.handshake_failed(attempt));
+    s.m.fault(s.at(), FaultKind::Other);
+    let mut next = s.actions();
+    next.extend(s.advance(Duration::from_secs(1)));
+    let (_, connect_seq) = Script::expect_dial(&next);
+    assert_eq!(connect_seq, 0, "the next dial still claims the old session");
+    assert_eq!(
+        s.m.session().unacked_len(),
+        0,
+        "the old session's messages would be replayed"
+    );
 }

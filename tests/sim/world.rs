@@ -7,6 +7,8 @@
 //! at a seeded random time.
 
 mod handshakes;
+mod sockets;
+mod user;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -15,9 +17,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use msgr::handshake::connector::uses_msg_auth;
 use msgr::handshake::{Acceptor, ConnectRequest, Connector, Decision};
-use msgr::pipe::{Action, FaultKind, Machine, PipeConfig, PipeEvent, Queued};
+use msgr::pipe::{Action, FaultKind, Machine, PipeConfig, PipeEvent, StateName};
 use msgr::wire::{FrameDecoder, Timespec};
-use msgr::{EntityAddr, EntityType, Message, Policy};
+use msgr::{EntityAddr, EntityType, Policy};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -35,15 +37,28 @@ pub struct Knobs {
     pub max_delay_ms: u64,
     /// Chance that an accept task gives up after its decision, so the hand-over never comes.
     pub lost_handover: f64,
+    /// Chance that a cancelled dial or accept still reports its outcome (actix reaps a
+    /// cancelled future only after polling it once more).
+    pub late_cancel: f64,
+    /// Times A's user marks its connection down.
+    pub markdowns: u64,
+    /// Times a node restarts (same address, nothing remembered).
+    pub restarts: u64,
 }
 
-impl Default for Knobs {
-    fn default() -> Self {
+impl Knobs {
+    /// Varied per seed, so that the runs cover calm and wild worlds. `resets`: the pair's
+    /// policies detect a restarted peer (resetcheck), so mark-downs and restarts are fair game.
+    pub fn for_seed(seed: u64, resets: bool) -> Knobs {
+        let mut r = SmallRng::seed_from_u64(seed ^ 0x5EED_C0DE);
         Knobs {
             sends: 60,
-            cuts: 8,
-            max_delay_ms: 40,
-            lost_handover: 0.05,
+            cuts: r.gen_range(2..=16),
+            max_delay_ms: r.gen_range(2..=80),
+            lost_handover: r.gen_range(0.0..0.1),
+            late_cancel: r.gen_range(0.0..0.5),
+            markdowns: if resets { r.gen_range(0..=2) } else { 0 },
+            restarts: if resets { r.gen_range(0..=1) } else { 0 },
         }
     }
 }
@@ -58,6 +73,14 @@ pub struct PipeSlot {
     handed: Option<SockId>,
     flush_pending: bool,
     timer_at: Option<Instant>,
+    /// Its node restarted: the actor is gone.
+    dead: bool,
+    /// Made for an accepted connect (not for the user's get_connection).
+    for_accept: bool,
+    /// A socket was handed over to it (its open reply went out).
+    adopted: bool,
+    /// An Open decision awaits its hand-over.
+    awaiting_handover: bool,
 }
 
 /// One node: its registry, its Pipe actors, and its user.
@@ -73,11 +96,14 @@ pub struct Node {
     /// The registry's entry for the peer's address.
     registered: Option<usize>,
     global_seq: u32,
-    /// Payloads sent, and received (in arrival order).
+    /// Payloads sent; and received, in arrival order, each with the sending session's number.
     pub sent: u64,
-    pub received: Vec<u64>,
+    pub received: Vec<(u64, u64)>,
     /// Payloads the user's sends found a closed session for.
     pub dropped: u64,
+    /// Payloads below this may be lost: the user marked the session down, the node restarted,
+    /// or a session reset dropped them (all of which the user is told of).
+    pub barrier: u64,
     /// Events the dispatchers heard.
     pub events: Vec<PipeEvent>,
 }
@@ -86,9 +112,10 @@ enum End {
     Dial {
         pipe: usize,
         attempt: u64,
+        /// Cancelled: it may complete in this turn with what it has, and do nothing else.
+        zombie: bool,
         conn: Connector,
         inbuf: BytesMut,
-        session_reset: bool,
     },
     /// The accept task: reading connects, or waiting on a decision or the hand-over.
     Accept {
@@ -99,6 +126,7 @@ enum End {
     Adopted {
         pipe: usize,
         attempt: u64,
+        zombie: bool,
         acc: Acceptor,
         inbuf: BytesMut,
     },
@@ -157,6 +185,12 @@ enum Ev {
         node: usize,
     },
     Cut,
+    MarkDown {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
 }
 
 /// The world.
@@ -178,6 +212,11 @@ pub struct World {
     pub double_opens: u64,
     /// Connection races lost (WAIT answers).
     pub waits: u64,
+    /// Dials a session started while an accepted socket was being handed to it (must stay 0).
+    pub dials_while_replacing: u64,
+    /// Hand-overs, decisions and socket ends still to hear of a fault: the world is not
+    /// settled while any is pending.
+    pending: u64,
     /// Prints every event and action (`SIM_TRACE=1`), to follow a failing seed.
     trace: bool,
 }
@@ -210,6 +249,7 @@ impl Node {
             sent: 0,
             received: Vec::new(),
             dropped: 0,
+            barrier: 0,
             events: Vec::new(),
         }
     }
@@ -226,6 +266,10 @@ impl Node {
             handed: None,
             flush_pending: false,
             timer_at: None,
+            dead: false,
+            for_accept: !dial_first,
+            adopted: false,
+            awaiting_handover: false,
         });
         self.pipes.len() - 1
     }
@@ -274,6 +318,8 @@ impl World {
             cuts_done: 0,
             double_opens: 0,
             waits: 0,
+            dials_while_replacing: 0,
+            pending: 0,
             trace: std::env::var_os("SIM_TRACE").is_some(),
         };
         let horizon = knobs.sends * 20;
@@ -287,11 +333,23 @@ impl World {
             let at = w.rng.gen_range(0..horizon);
             w.at(Duration::from_millis(at), Ev::Cut);
         }
-        w.scheduled = 2 * knobs.sends + knobs.cuts;
+        for _ in 0..knobs.markdowns {
+            let at = w.rng.gen_range(0..horizon);
+            w.at(Duration::from_millis(at), Ev::MarkDown { node: 0 });
+        }
+        for _ in 0..knobs.restarts {
+            let at = w.rng.gen_range(0..horizon);
+            let node = w.rng.gen_range(0..2);
+            w.at(Duration::from_millis(at), Ev::Restart { node });
+        }
+        w.scheduled = 2 * knobs.sends + knobs.cuts + knobs.markdowns + knobs.restarts;
         w
     }
 
     fn at(&mut self, when: Duration, ev: Ev) {
+        if ev.is_pending_work() {
+            self.pending += 1;
+        }
         let id = self.next_ev;
         self.next_ev += 1;
         self.queue.push(Reverse((when, id)));
@@ -319,60 +377,59 @@ impl World {
     /// Runs until every send and cut happened and nothing is in flight, or panics after an
     /// hour of virtual time.
     pub fn run(&mut self) {
-        while let Some(Reverse((when, id))) = self.queue.pop() {
+        loop {
+            let Some(Reverse((when, id))) = self.queue.pop() else {
+                // Nothing moves. A user who marked its connection down and sent nothing since
+                // has no session: the peer keeps its messages for it until it comes back.
+                let client = &self.nodes[0];
+                assert!(
+                    client.live_registered().is_none() && client.dials,
+                    "the world stopped before it settled"
+                );
+                self.user_send(0);
+                continue;
+            };
             assert!(when < Duration::from_secs(3600), "the world did not settle");
             self.now = when;
             let ev = self.evs.remove(&id).expect("event");
             if self.trace {
                 eprintln!("{:>10?} {ev:?}", self.now);
             }
-            if matches!(ev, Ev::Send { .. } | Ev::Cut) {
+            if ev.is_scheduled() {
                 self.scheduled -= 1;
+            }
+            if ev.is_pending_work() {
+                self.pending -= 1;
             }
             self.handle(ev);
             if self.scheduled == 0 && self.settled() {
                 return;
             }
         }
-        panic!("the world stopped before it settled");
     }
 
-    /// Nothing left to carry: no session has anything queued or unacked, no bytes are in
-    /// flight, and (lossless) the registered sessions are open on one socket.
+    /// Nothing left to carry: no session has anything queued or unacked (so everything sent
+    /// was acked, or dropped by a reset the user heard of), no bytes are in flight, no
+    /// hand-over is pending.
     fn settled(&self) -> bool {
-        let quiet = self.nodes.iter().all(|n| {
-            n.pipes
-                .iter()
-                .all(|p| !p.machine.session().has_outstanding())
+        let quiet = self.nodes.iter().flat_map(|n| &n.pipes).all(|p| {
+            // A session waiting for a hand-over is not done (its deadline decides).
+            p.dead
+                || (!p.machine.session().has_outstanding()
+                    && p.machine.state() != StateName::Replacing)
         });
         let in_flight = self
             .socks
             .iter()
-            .any(|s| !s.cut && s.wires.iter().any(|w| !w.is_empty()));
-        let open_sock = |n: &Node| n.live_registered().and_then(|p| n.pipes[p].open_sock);
-        let lossless = !self.nodes[0].policy.lossy;
-        let joined = open_sock(&self.nodes[0]).is_some()
-            && open_sock(&self.nodes[0]) == open_sock(&self.nodes[1]);
-        quiet && !in_flight && (!lossless || joined)
-    }
-
-    /// Sessions that live on beside the registered one (a closed session revived, say). A
-    /// stateless server keeps none registered, so its own are not counted.
-    pub fn stray_sessions(&self) -> usize {
-        self.nodes
-            .iter()
-            .filter(|n| !n.policy.skips_session_lookup())
-            .map(|n| {
-                (0..n.pipes.len())
-                    .filter(|p| Some(*p) != n.registered && !n.pipes[*p].machine.is_closed())
-                    .count()
-            })
-            .sum()
+            .any(|s| s.wires.iter().any(|w| !w.is_empty()));
+        quiet && !in_flight && self.pending == 0
     }
 
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::Send { node } => self.user_send(node),
+            Ev::MarkDown { node } => self.user_mark_down(node),
+            Ev::Restart { node } => self.restart(node),
             Ev::Cut => {
                 let live: Vec<SockId> = (0..self.socks.len())
                     .filter(|s| !self.socks[*s].cut)
@@ -393,6 +450,7 @@ impl World {
                 decision,
                 pipe,
             } => self.adopt(sock, req, decision, pipe),
+            Ev::Timer { node, pipe } | Ev::Flush { node, pipe } if self.pipe(node, pipe).dead => {}
             Ev::Timer { node, pipe } => {
                 self.pipe(node, pipe).timer_at = None;
                 let now = self.instant();
@@ -401,32 +459,6 @@ impl World {
                 self.want_flush(node, pipe);
             }
             Ev::Flush { node, pipe } => self.flush(node, pipe),
-        }
-    }
-
-    /// The user sends the next numbered payload on its connection to the peer.
-    fn user_send(&mut self, node: usize) {
-        let n = &mut self.nodes[node];
-        let pipe = match n.live_registered() {
-            Some(p) => p,
-            // A client's get_connection makes a new session when none is live.
-            None if n.dials => {
-                let p = n.start_pipe(true);
-                n.registered = Some(p);
-                self.drive(node, p);
-                p
-            }
-            // A server's user answers on the connection it has; with none, it sends nothing.
-            None => return,
-        };
-        let n = &mut self.nodes[node];
-        let mut m = Message::new(0xEF00, Bytes::copy_from_slice(&n.sent.to_le_bytes()));
-        m.priority = 127;
-        n.sent += 1;
-        match n.pipes[pipe].machine.send(m) {
-            Queued::Transmit => self.want_flush(node, pipe),
-            Queued::Held => self.drive(node, pipe),
-            Queued::Dropped => n.dropped += 1,
         }
     }
 
@@ -452,107 +484,10 @@ impl World {
         self.want_flush(node, pipe);
     }
 
-    fn end_of(&self, s: SockId, node: usize) -> usize {
-        usize::from(self.socks[s].nodes[0] != node)
-    }
-
-    /// End `from` of socket `s` writes `chunks`.
-    fn write(&mut self, s: SockId, from: usize, chunks: impl IntoIterator<Item = Bytes>) {
-        let sock = &mut self.socks[s];
-        if sock.cut {
-            return;
-        }
-        let to = 1 - from;
-        let before = sock.wires[to].is_empty();
-        sock.wires[to].extend(chunks.into_iter().filter(|c| !c.is_empty()));
-        if before && !sock.wires[to].is_empty() {
-            self.soon(Ev::Deliver { sock: s, to });
-        }
-    }
-
-    /// Moves some of the bytes on their way to end `to` into its buffer, and lets it read.
-    fn deliver(&mut self, s: SockId, to: usize) {
-        let n = self.rng.gen_range(1..300);
-        let sock = &mut self.socks[s];
-        if sock.cut {
-            return;
-        }
-        let mut got = BytesMut::new();
-        while got.len() < n {
-            let Some(front) = sock.wires[to].front_mut() else {
-                break;
-            };
-            let take = (n - got.len()).min(front.len());
-            got.extend_from_slice(&front.split_to(take));
-            if front.is_empty() {
-                sock.wires[to].pop_front();
-            }
-        }
-        match &mut sock.ends[to] {
-            End::Dial { inbuf, .. }
-            | End::Accept { inbuf, .. }
-            | End::Adopted { inbuf, .. }
-            | End::Open { inbuf, .. } => inbuf.extend_from_slice(&got),
-            End::Gone => {}
-        }
-        if !sock.wires[to].is_empty() {
-            self.soon(Ev::Deliver { sock: s, to });
-        }
-        self.read(s, to);
-    }
-
-    /// The socket dies: its bytes in flight are lost, and each end still in use hears of it at
-    /// its own moment. `closer`: the end whose owner closed it (it hears nothing).
-    fn cut(&mut self, s: SockId, closer: Option<usize>) {
-        let sock = &mut self.socks[s];
-        if let Some(c) = closer {
-            sock.ends[c] = End::Gone;
-        }
-        if sock.cut {
-            return;
-        }
-        sock.cut = true;
-        sock.wires = Default::default();
-        for to in 0..2 {
-            if !matches!(self.socks[s].ends[to], End::Gone) {
-                self.soon(Ev::Eof { sock: s, to });
-            }
-        }
-    }
-
-    fn eof(&mut self, s: SockId, to: usize) {
-        let node = self.socks[s].nodes[to];
-        match std::mem::replace(&mut self.socks[s].ends[to], End::Gone) {
-            End::Dial { pipe, attempt, .. } | End::Adopted { pipe, attempt, .. } => {
-                if self.machine(node, pipe).handshake_failed(attempt) {
-                    self.fail(node, pipe, FaultKind::Other);
-                }
-            }
-            End::Open { pipe, gen, .. } => {
-                if self.machine(node, pipe).is_current_socket(gen) {
-                    self.fail(node, pipe, FaultKind::Other);
-                }
-            }
-            // An accept task waiting on its decision or hand-over goes on (the hand-over finds
-            // the socket dead); one reading connects just ends.
-            End::Accept {
-                acc,
-                inbuf,
-                busy: true,
-            } => {
-                self.socks[s].ends[to] = End::Accept {
-                    acc,
-                    inbuf,
-                    busy: true,
-                }
-            }
-            End::Accept { .. } | End::Gone => {}
-        }
-    }
-
     /// The actor faults: supervision drops its socket and handshake, the machine decides.
     fn fail(&mut self, node: usize, pipe: usize, kind: FaultKind) {
         let p = self.pipe(node, pipe);
+        p.awaiting_handover = false;
         let socks = [p.open_sock.take(), p.handshake_sock.take()];
         for s in socks.into_iter().flatten() {
             let end = self.end_of(s, node);
@@ -579,11 +514,22 @@ impl World {
                     attempt,
                     connect_seq,
                     in_seq,
-                } => self.dial(node, pipe, attempt, connect_seq, in_seq),
+                } => {
+                    if self.pipe(node, pipe).awaiting_handover {
+                        self.dials_while_replacing += 1;
+                    }
+                    self.dial(node, pipe, attempt, connect_seq, in_seq)
+                }
                 Action::CancelHandshake => {
                     if let Some(s) = self.pipe(node, pipe).handshake_sock.take() {
                         let end = self.end_of(s, node);
-                        self.cut(s, Some(end));
+                        if self.rng.gen_bool(self.knobs.late_cancel) {
+                            // A late cancel: a future that can complete in this very turn
+                            // still reports (actix polls a cancelled future once more).
+                            self.zombify(s, end);
+                        } else {
+                            self.cut(s, Some(end));
+                        }
                     }
                 }
                 Action::OpenSocket { gen, features } => self.open(node, pipe, gen, features),
@@ -593,7 +539,13 @@ impl World {
                         self.cut(s, Some(end));
                     }
                 }
-                Action::Event(e) => self.nodes[node].events.push(e),
+                Action::Event(e) => {
+                    let n = &mut self.nodes[node];
+                    if matches!(e, PipeEvent::Reset | PipeEvent::RemoteReset) {
+                        n.barrier = n.sent;
+                    }
+                    n.events.push(e);
+                }
                 Action::Closed => {}
                 Action::Fail(_) => self.fail(node, pipe, FaultKind::Other),
             }

@@ -8,7 +8,7 @@ use msgr::handshake::authorizer::verify_auth_none;
 use msgr::handshake::{AcceptContext, Accepted, ConnectorParams, ReplyContext};
 use msgr::pipe::{Adoption, Completion};
 
-use super::handshake::{self, ConnectOutcome};
+use super::handshake::{self, DialStep};
 use super::{now, HandedSocket, Pipe};
 use crate::error::PipeError;
 use crate::msgs::{Adopt, DecideAccept};
@@ -43,6 +43,16 @@ impl Pipe {
             learn_addr: cfg.ms_learn_addr_from_peer,
         };
         let fut = handshake::connect(sock, params, self.shared.clone());
+        self.await_dial(attempt, fut, ctx);
+    }
+
+    /// Waits for the dial numbered `attempt` to reach its next step.
+    fn await_dial(
+        &mut self,
+        attempt: u64,
+        fut: impl std::future::Future<Output = Result<DialStep, PipeError>> + 'static,
+        ctx: &mut Context<Self>,
+    ) {
         let h = ctx.spawn(
             fut.into_actor(self)
                 .map(move |res, act, ctx| act.on_connected(attempt, res, ctx)),
@@ -86,25 +96,29 @@ impl Pipe {
     fn on_connected(
         &mut self,
         attempt: u64,
-        res: Result<ConnectOutcome, PipeError>,
+        res: Result<DialStep, PipeError>,
         ctx: &mut Context<Self>,
     ) {
         let out = match res {
-            Ok(out) => out,
+            Ok(DialStep::Ready(out)) => out,
+            Ok(DialStep::SessionReset(dialling)) => {
+                if !self.machine.peer_reset_session(attempt) {
+                    return self.ignore_stale(attempt);
+                }
+                tracing::info!(peer = %self.conn.peer_addr(), "peer reset our session");
+                self.drive(ctx);
+                let fut = handshake::resume_connect(dialling, self.shared.clone());
+                return self.await_dial(attempt, fut, ctx);
+            }
             Err(e) => return self.handshake_failed(attempt, e, ctx),
         };
         if !self.machine.handshake_is_current(attempt) {
             return self.ignore_stale(attempt);
         }
         self.handshake = None;
-        if out.session_reset {
-            tracing::info!(peer = %self.conn.peer_addr(), "peer reset our session");
-        }
         self.shared.learn_addr(out.est.my_addr);
         self.conn.set_peer_addr(out.est.peer_addr);
-        let outcome = self
-            .machine
-            .dialled(now(), attempt, &out.est, out.session_reset);
+        let outcome = self.machine.dialled(now(), attempt, &out.est);
         let socket = HandedSocket {
             stream: out.stream,
             inbuf: out.inbuf,

@@ -21,8 +21,23 @@ pub(crate) struct ConnectOutcome {
     pub(crate) stream: TcpStream,
     pub(crate) inbuf: BytesMut,
     pub(crate) est: Established,
-    /// The server answered RESETSESSION along the way: the session must be reset.
-    pub(crate) session_reset: bool,
+}
+
+/// A dial under way, paused for the session to hear of something.
+pub(crate) struct Dialling {
+    stream: TcpStream,
+    conn: Connector,
+    inbuf: BytesMut,
+    deadline: tokio::time::Instant,
+}
+
+/// Where a dial stands when it hands control back to the Pipe.
+pub(crate) enum DialStep {
+    /// READY: the session may open.
+    Ready(ConnectOutcome),
+    /// The peer answered RESETSESSION; the connector already asked again with connect_seq 0.
+    /// The session must reset now, then the dial goes on ([`resume_connect`]).
+    SessionReset(Box<Dialling>),
 }
 
 /// Reads at least one more byte into `buf`, failing on EOF.
@@ -38,46 +53,63 @@ pub(crate) async fn read_more(
     Ok(())
 }
 
-/// Dials `peer` and runs the connector to READY.
+/// Dials `peer` and runs the connector to READY, or until the session must hear of a reset.
 pub(crate) async fn connect(
     peer: SocketAddr,
     params: ConnectorParams,
     shared: Arc<Shared>,
-) -> Result<ConnectOutcome, PipeError> {
+) -> Result<DialStep, PipeError> {
     if let Some(d) = shared.injector.internal_delay() {
         tokio::time::sleep(d).await;
     }
-    let deadline = shared.config.ms_connection_ready_timeout;
-    tokio::time::timeout(deadline, async {
-        let mut stream = TcpStream::connect(peer).await?;
-        net::tune(&stream, &shared.config)?;
-        let mut conn = Connector::new(params);
-        let mut inbuf = BytesMut::with_capacity(512);
-        let mut session_reset = false;
+    let deadline = tokio::time::Instant::now() + shared.config.ms_connection_ready_timeout;
+    let stream = tokio::time::timeout_at(deadline, TcpStream::connect(peer))
+        .await
+        .map_err(|_| PipeError::HandshakeTimeout)??;
+    net::tune(&stream, &shared.config)?;
+    let dialling = Dialling {
+        stream,
+        conn: Connector::new(params),
+        inbuf: BytesMut::with_capacity(512),
+        deadline,
+    };
+    resume_connect(Box::new(dialling), shared).await
+}
+
+/// Runs a dial's connector on, within the dial's deadline.
+pub(crate) async fn resume_connect(
+    d: Box<Dialling>,
+    shared: Arc<Shared>,
+) -> Result<DialStep, PipeError> {
+    let deadline = d.deadline;
+    let mut d = *d;
+    tokio::time::timeout_at(deadline, async move {
         loop {
-            let ev = conn.handle_input(&mut inbuf)?;
-            tracing::trace!(?ev, buffered = inbuf.len(), "connector step");
+            let ev = d.conn.handle_input(&mut d.inbuf)?;
+            tracing::trace!(?ev, buffered = d.inbuf.len(), "connector step");
             // Write what this step produced before waiting for the answer to it.
-            if let Some(out) = conn.take_output() {
-                stream.write_all(&out).await?;
+            if let Some(out) = d.conn.take_output() {
+                d.stream.write_all(&out).await?;
             }
             match ev {
-                None => read_more(&mut stream, &mut inbuf, conn.wanted()).await?,
+                None => read_more(&mut d.stream, &mut d.inbuf, d.conn.wanted()).await?,
                 Some(ConnectorEvent::Ready(est)) => {
-                    return Ok(ConnectOutcome {
-                        stream,
-                        inbuf,
+                    return Ok(DialStep::Ready(ConnectOutcome {
+                        stream: d.stream,
+                        inbuf: d.inbuf,
                         est,
-                        session_reset,
-                    });
+                    }));
                 }
                 Some(ConnectorEvent::NeedGlobalSeq { peer_global_seq }) => {
-                    conn.retry_global(shared.next_global_seq(peer_global_seq))?;
-                    if let Some(out) = conn.take_output() {
-                        stream.write_all(&out).await?;
+                    d.conn
+                        .retry_global(shared.next_global_seq(peer_global_seq))?;
+                    if let Some(out) = d.conn.take_output() {
+                        d.stream.write_all(&out).await?;
                     }
                 }
-                Some(ConnectorEvent::SessionReset) => session_reset = true,
+                Some(ConnectorEvent::SessionReset) => {
+                    return Ok(DialStep::SessionReset(Box::new(d)))
+                }
                 Some(ConnectorEvent::Wait) => return Err(PipeError::Wait),
             }
         }

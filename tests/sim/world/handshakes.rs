@@ -6,12 +6,19 @@ use msgr::handshake::{
     protocol_version, AcceptContext, Acceptor, AcceptorEvent, ConnectRequest, Connector,
     ConnectorEvent, ConnectorParams, Decision, ReplyContext,
 };
-use msgr::pipe::{Adoption, Completion, FaultKind};
+use msgr::pipe::{Adoption, Completion, FaultKind, StateName};
 use msgr::session::Receive;
 use msgr::wire::Frame;
 use rand::Rng;
 
 use super::{End, Ev, Sock, SockId, World};
+
+/// A dial in progress, as its socket end remembers it.
+struct Dialling {
+    pipe: usize,
+    attempt: u64,
+    zombie: bool,
+}
 
 impl World {
     /// The machine dials: a new socket, the connector at this end, an accept task at the other.
@@ -50,9 +57,9 @@ impl World {
                 End::Dial {
                     pipe,
                     attempt,
+                    zombie: false,
                     conn,
                     inbuf: BytesMut::new(),
-                    session_reset: false,
                 },
                 End::Accept {
                     acc,
@@ -76,10 +83,17 @@ impl World {
             End::Dial {
                 pipe,
                 attempt,
+                zombie,
                 conn,
                 inbuf,
-                session_reset,
-            } => self.read_dial(s, node, pipe, attempt, conn, inbuf, session_reset),
+            } => {
+                let dial = Dialling {
+                    pipe,
+                    attempt,
+                    zombie,
+                };
+                self.read_dial(s, node, dial, conn, inbuf)
+            }
             End::Accept {
                 mut acc,
                 mut inbuf,
@@ -100,6 +114,7 @@ impl World {
             End::Adopted {
                 pipe,
                 attempt,
+                zombie,
                 mut acc,
                 mut inbuf,
             } => {
@@ -109,12 +124,20 @@ impl World {
                 self.socks[s].ends[to] = End::Adopted {
                     pipe,
                     attempt,
+                    zombie,
                     acc,
                     inbuf,
                 };
                 match ev {
+                    // A cancelled accept that cannot finish now is gone.
+                    None if zombie => self.cut(s, Some(to)),
                     None => {}
                     Some(AcceptorEvent::Ready(a)) => {
+                        if self.trace {
+                            eprintln!(
+                                "           node {node} pipe {pipe} accept {attempt} ready: {a:?}"
+                            );
+                        }
                         let now = self.instant();
                         let outcome = self.machine(node, pipe).accepted(now, attempt, &a);
                         self.completed(node, pipe, s, to, outcome.expect("a truthful peer"));
@@ -128,6 +151,7 @@ impl World {
                 mut dec,
                 mut inbuf,
             } => {
+                let trace = self.trace;
                 // The reader of a socket the session no longer uses was stopped.
                 let current = self.machine(node, pipe).is_current_socket(gen);
                 let mut next = || {
@@ -142,9 +166,17 @@ impl World {
                     let m = &mut n.pipes[pipe].machine;
                     match frame {
                         Frame::Message(msg) => {
+                            if trace {
+                                eprintln!(
+                                    "           node {node} pipe {pipe} gen {gen} got seq {}",
+                                    msg.seq
+                                );
+                            }
                             if let Receive::Accept { .. } = m.receive(msg.seq) {
-                                let payload = msg.front[..8].try_into().expect("8 bytes");
-                                n.received.push(u64::from_le_bytes(payload));
+                                let word = |i: usize| {
+                                    u64::from_le_bytes(msg.front[i..i + 8].try_into().expect("8"))
+                                };
+                                n.received.push((word(8), word(0)));
                             }
                         }
                         Frame::Ack(seq) => {
@@ -169,17 +201,19 @@ impl World {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn read_dial(
         &mut self,
         s: SockId,
         node: usize,
-        pipe: usize,
-        attempt: u64,
+        dial: Dialling,
         mut conn: Connector,
         mut inbuf: BytesMut,
-        mut session_reset: bool,
     ) {
+        let Dialling {
+            pipe,
+            attempt,
+            zombie,
+        } = dial;
         let ready = loop {
             let ev = conn
                 .handle_input(&mut inbuf)
@@ -188,6 +222,9 @@ impl World {
                 self.write(s, 0, [out]);
             }
             match ev {
+                Some(ConnectorEvent::Ready(est)) => break Some(est),
+                // A cancelled dial that cannot finish now is gone.
+                _ if zombie => return self.cut(s, Some(0)),
                 None => break None,
                 Some(ConnectorEvent::NeedGlobalSeq { peer_global_seq }) => {
                     let n = &mut self.nodes[node];
@@ -197,7 +234,13 @@ impl World {
                         self.write(s, 0, [out]);
                     }
                 }
-                Some(ConnectorEvent::SessionReset) => session_reset = true,
+                Some(ConnectorEvent::SessionReset) => {
+                    // The session hears of it now (the dial goes on with connect_seq 0).
+                    if !self.machine(node, pipe).peer_reset_session(attempt) {
+                        return self.cut(s, Some(0));
+                    }
+                    self.drive(node, pipe);
+                }
                 Some(ConnectorEvent::Wait) => {
                     self.waits += 1;
                     self.cut(s, Some(0));
@@ -206,23 +249,32 @@ impl World {
                     }
                     return;
                 }
-                Some(ConnectorEvent::Ready(est)) => break Some(est),
             }
         };
         self.socks[s].ends[0] = End::Dial {
             pipe,
             attempt,
+            zombie,
             conn,
             inbuf,
-            session_reset,
         };
         if let Some(est) = ready {
+            if self.trace {
+                eprintln!("           node {node} pipe {pipe} dial {attempt} ready: {est:?}");
+            }
             let now = self.instant();
-            let outcome = self
-                .machine(node, pipe)
-                .dialled(now, attempt, &est, session_reset);
+            let outcome = self.machine(node, pipe).dialled(now, attempt, &est);
             self.completed(node, pipe, s, 0, outcome.expect("a truthful peer"));
         }
+    }
+
+    /// A handshake is cancelled late: it reports only if it can finish in this turn.
+    pub(super) fn zombify(&mut self, s: SockId, end: usize) {
+        match &mut self.socks[s].ends[end] {
+            End::Dial { zombie, .. } | End::Adopted { zombie, .. } => *zombie = true,
+            _ => return,
+        }
+        self.read(s, end);
     }
 
     /// A handshake finished: its socket opens (the machine's OpenSocket), or closes if stale.
@@ -239,6 +291,10 @@ impl World {
     /// The accept task asks the registry which Pipe decides (as RouteAccept does).
     pub(super) fn route(&mut self, s: SockId, req: ConnectRequest) {
         let node = self.socks[s].nodes[1];
+        if matches!(self.socks[s].ends[1], End::Gone) {
+            // The accept task died with its process.
+            return;
+        }
         let n = &mut self.nodes[node];
         let pipe = if n.policy.skips_session_lookup() {
             n.start_pipe(false)
@@ -258,6 +314,9 @@ impl World {
     /// The accept task's question reaches the Pipe.
     pub(super) fn decide(&mut self, s: SockId, req: ConnectRequest, pipe: usize) {
         let node = self.socks[s].nodes[1];
+        if self.pipe(node, pipe).dead {
+            return self.cut(s, Some(1));
+        }
         let now = self.instant();
         let n = &mut self.nodes[node];
         let peer_type = req.connect.host_type;
@@ -269,6 +328,9 @@ impl World {
             existing: None,
         };
         let decision = n.pipes[pipe].machine.decide_accept(now, &req, ctx);
+        if n.pipes[pipe].machine.state() == StateName::Replacing {
+            n.pipes[pipe].awaiting_handover = true;
+        }
         self.drive(node, pipe);
         if let Decision::Open { .. } = decision {
             if self.rng.gen_bool(self.knobs.lost_handover) {
@@ -311,6 +373,10 @@ impl World {
         pipe: usize,
     ) {
         let node = self.socks[s].nodes[1];
+        if self.pipe(node, pipe).dead {
+            return self.cut(s, Some(1));
+        }
+        self.pipe(node, pipe).awaiting_handover = false;
         let End::Accept { mut acc, inbuf, .. } =
             std::mem::replace(&mut self.socks[s].ends[1], End::Gone)
         else {
@@ -321,6 +387,7 @@ impl World {
             Adoption::Refused | Adoption::Outgrown => return self.cut(s, Some(1)),
         };
         self.drive(node, pipe);
+        self.pipe(node, pipe).adopted = true;
         self.pipe(node, pipe).handshake_sock = Some(s);
         let n = &mut self.nodes[node];
         n.global_seq += 1;
@@ -335,6 +402,7 @@ impl World {
         self.socks[s].ends[1] = End::Adopted {
             pipe,
             attempt,
+            zombie: false,
             acc,
             inbuf,
         };
