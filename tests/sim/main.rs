@@ -54,6 +54,10 @@ fn check(w: &World, seed: u64, pair: &str, lossy: bool) {
         "{at}: a session that never carried anything lingers"
     );
     assert_eq!(
+        w.needless_replacements, 0,
+        "{at}: a hand-over dropped a live socket for one the peer had closed"
+    );
+    assert_eq!(
         w.dials_while_replacing, 0,
         "{at}: a session dialled while an accepted socket was being handed to it"
     );

@@ -40,7 +40,7 @@ pub struct Knobs {
     /// Chance that a cancelled dial or accept still reports its outcome (actix reaps a
     /// cancelled future only after polling it once more).
     pub late_cancel: f64,
-    /// Times A's user marks its connection down.
+    /// Times a user (A's or B's) marks its connection down.
     pub markdowns: u64,
     /// Times a node restarts (same address, nothing remembered).
     pub restarts: u64,
@@ -212,6 +212,9 @@ pub struct World {
     pub double_opens: u64,
     /// Connection races lost (WAIT answers).
     pub waits: u64,
+    /// Hand-overs that dropped a socket both sides used for one the peer had closed (must
+    /// stay 0).
+    pub needless_replacements: u64,
     /// Dials a session started while an accepted socket was being handed to it (must stay 0).
     pub dials_while_replacing: u64,
     /// Hand-overs, decisions and socket ends still to hear of a fault: the world is not
@@ -318,6 +321,7 @@ impl World {
             cuts_done: 0,
             double_opens: 0,
             waits: 0,
+            needless_replacements: 0,
             dials_while_replacing: 0,
             pending: 0,
             trace: std::env::var_os("SIM_TRACE").is_some(),
@@ -335,7 +339,8 @@ impl World {
         }
         for _ in 0..knobs.markdowns {
             let at = w.rng.gen_range(0..horizon);
-            w.at(Duration::from_millis(at), Ev::MarkDown { node: 0 });
+            let node = w.rng.gen_range(0..2);
+            w.at(Duration::from_millis(at), Ev::MarkDown { node });
         }
         for _ in 0..knobs.restarts {
             let at = w.rng.gen_range(0..horizon);

@@ -1,7 +1,7 @@
 //! The world's handshakes: a dial (connector at one end, accept task at the other), the accept
 //! task's route, decision and hand-over, and the frames of open sockets.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use msgr::handshake::{
     protocol_version, AcceptContext, Acceptor, AcceptorEvent, ConnectRequest, Connector,
     ConnectorEvent, ConnectorParams, Decision, ReplyContext,
@@ -268,10 +268,17 @@ impl World {
         }
     }
 
-    /// A handshake is cancelled late: it reports only if it can finish in this turn.
+    /// A handshake is cancelled late: it reports only if it can finish in this turn, with what
+    /// has reached its socket by now (the bytes on their way count: the future would see them
+    /// if it were polled now).
     pub(super) fn zombify(&mut self, s: SockId, end: usize) {
-        match &mut self.socks[s].ends[end] {
-            End::Dial { zombie, .. } | End::Adopted { zombie, .. } => *zombie = true,
+        let sock = &mut self.socks[s];
+        let arrived: Vec<Bytes> = sock.wires[end].drain(..).collect();
+        match &mut sock.ends[end] {
+            End::Dial { zombie, inbuf, .. } | End::Adopted { zombie, inbuf, .. } => {
+                *zombie = true;
+                arrived.iter().for_each(|b| inbuf.extend_from_slice(b));
+            }
             _ => return,
         }
         self.read(s, end);
@@ -382,10 +389,12 @@ impl World {
         else {
             return;
         };
+        let needless = self.replaces_a_live_socket_with_a_dead_one(node, pipe, s);
         let (attempt, in_seq) = match self.machine(node, pipe).adopt(&req, decision) {
             Adoption::Finish { attempt, in_seq } => (attempt, in_seq),
             Adoption::Refused | Adoption::Outgrown => return self.cut(s, Some(1)),
         };
+        self.needless_replacements += u64::from(needless);
         self.drive(node, pipe);
         self.pipe(node, pipe).adopted = true;
         self.pipe(node, pipe).handshake_sock = Some(s);
@@ -419,5 +428,24 @@ impl World {
             }
             _ => self.read(s, 1),
         }
+    }
+
+    /// Adopting socket `handed` now would drop a socket that both sides still use, for one the
+    /// peer has already closed (it gave up the dial behind it when it accepted ours). A
+    /// hand-over decided with a larger connect_seq than ours means the peer let go of our
+    /// socket first, so this happens only when a session adopts a socket it outgrew.
+    fn replaces_a_live_socket_with_a_dead_one(&self, node: usize, pipe: usize, handed: SockId) -> bool {
+        let Some(live) = self.nodes[node].pipes[pipe].open_sock else {
+            return false;
+        };
+        let peer_end = 1 - self.end_of(live, node);
+        let peer_node = self.socks[live].nodes[peer_end];
+        let peer_holds_it = match &self.socks[live].ends[peer_end] {
+            End::Open { pipe: pp, gen, .. } => {
+                self.nodes[peer_node].pipes[*pp].machine.is_current_socket(*gen)
+            }
+            _ => false,
+        };
+        peer_holds_it && matches!(self.socks[handed].ends[0], End::Gone)
     }
 }
