@@ -44,6 +44,10 @@ fn check(w: &World, seed: u64, pair: &str, lossy: bool) {
     let at = format!("seed {seed} ({pair})");
     assert_eq!(w.double_opens, 0, "{at}: a session opened a second socket");
     assert_eq!(
+        w.stale_opens, 0,
+        "{at}: a dial or accept that was not the newest opened"
+    );
+    assert_eq!(
         w.stray_sessions(),
         0,
         "{at}: a session lives on beside the registered one"
@@ -118,6 +122,7 @@ fn faults_really_happen_races_really_occur_and_replays_really_occur() {
     let mut waits = 0;
     let mut reconnects = 0;
     let mut skipped = 0;
+    let mut stale = 0;
     let (_, a, b, _) = pairs()[1];
     for seed in 0..100 {
         let mut w = World::new(seed, a, b, true, Knobs::for_seed(seed, false));
@@ -128,10 +133,12 @@ fn faults_really_happen_races_really_occur_and_replays_really_occur() {
             skipped += k;
         }
         waits += w.waits;
+        stale += w.stale_completions;
     }
     assert!(reconnects > 100, "only {reconnects} reconnects");
     assert!(skipped > 0, "the SEQ exchange never skipped a message");
     assert!(waits > 0, "no connection race was ever lost (WAIT)");
+    assert!(stale > 0, "no superseded handshake ever finished");
 }
 
 #[test]

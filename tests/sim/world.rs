@@ -40,6 +40,9 @@ pub struct Knobs {
     /// Chance that a cancelled dial or accept still reports its outcome (actix reaps a
     /// cancelled future only after polling it once more).
     pub late_cancel: f64,
+    /// Chance that an accept task sleeps before its hand-over, up to 20 times the largest
+    /// delay (ms_inject_internal_delays sleeps there, as Ceph's accept does).
+    pub slow_handover: f64,
     /// Times a user (A's or B's) marks its connection down.
     pub markdowns: u64,
     /// Times a node restarts (same address, nothing remembered).
@@ -57,6 +60,7 @@ impl Knobs {
             max_delay_ms: r.gen_range(2..=80),
             lost_handover: r.gen_range(0.0..0.1),
             late_cancel: r.gen_range(0.0..0.5),
+            slow_handover: r.gen_range(0.0..0.3),
             markdowns: if resets { r.gen_range(0..=2) } else { 0 },
             restarts: if resets { r.gen_range(0..=1) } else { 0 },
         }
@@ -81,6 +85,8 @@ pub struct PipeSlot {
     adopted: bool,
     /// An Open decision awaits its hand-over.
     awaiting_handover: bool,
+    /// The number of the newest dial or accept hand-over the machine started.
+    newest_attempt: u64,
 }
 
 /// One node: its registry, its Pipe actors, and its user.
@@ -212,6 +218,10 @@ pub struct World {
     pub double_opens: u64,
     /// Connection races lost (WAIT answers).
     pub waits: u64,
+    /// Sockets opened by a dial or accept that was not the newest (must stay 0).
+    pub stale_opens: u64,
+    /// Handshakes that finished after they were superseded (and were ignored).
+    pub stale_completions: u64,
     /// Hand-overs that dropped a socket both sides used for one the peer had closed (must
     /// stay 0).
     pub needless_replacements: u64,
@@ -273,6 +283,7 @@ impl Node {
             for_accept: !dial_first,
             adopted: false,
             awaiting_handover: false,
+            newest_attempt: 0,
         });
         self.pipes.len() - 1
     }
@@ -321,6 +332,8 @@ impl World {
             cuts_done: 0,
             double_opens: 0,
             waits: 0,
+            stale_opens: 0,
+            stale_completions: 0,
             needless_replacements: 0,
             dials_while_replacing: 0,
             pending: 0,
@@ -523,6 +536,7 @@ impl World {
                     if self.pipe(node, pipe).awaiting_handover {
                         self.dials_while_replacing += 1;
                     }
+                    self.pipe(node, pipe).newest_attempt = attempt;
                     self.dial(node, pipe, attempt, connect_seq, in_seq)
                 }
                 Action::CancelHandshake => {
@@ -573,10 +587,15 @@ impl World {
         let p = &mut self.nodes[node].pipes[pipe];
         p.handshake_sock = None;
         let end = self.end_of(s, node);
-        let inbuf = match std::mem::replace(&mut self.socks[s].ends[end], End::Gone) {
-            End::Dial { inbuf, .. } | End::Adopted { inbuf, .. } => inbuf,
-            _ => BytesMut::new(),
+        let (inbuf, attempt) = match std::mem::replace(&mut self.socks[s].ends[end], End::Gone) {
+            End::Dial { inbuf, attempt, .. } | End::Adopted { inbuf, attempt, .. } => {
+                (inbuf, attempt)
+            }
+            _ => (BytesMut::new(), 0),
         };
+        // Only the newest dial or accept hand-over may open a socket.
+        let newest = self.nodes[node].pipes[pipe].newest_attempt;
+        self.stale_opens += u64::from(attempt != newest);
         let dec = FrameDecoder::new(uses_msg_auth(features), Default::default());
         self.socks[s].ends[end] = End::Open {
             pipe,

@@ -1,6 +1,8 @@
 //! The world's handshakes: a dial (connector at one end, accept task at the other), the accept
 //! task's route, decision and hand-over, and the frames of open sockets.
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use msgr::handshake::{
     protocol_version, AcceptContext, Acceptor, AcceptorEvent, ConnectRequest, Connector,
@@ -291,7 +293,10 @@ impl World {
                 self.pipe(node, pipe).handed = Some(s);
                 self.drive(node, pipe);
             }
-            Completion::Stale => self.cut(s, Some(end)),
+            Completion::Stale => {
+                self.stale_completions += 1;
+                self.cut(s, Some(end))
+            }
         }
     }
 
@@ -344,12 +349,19 @@ impl World {
                 // The accept task timed out around the decision: no hand-over.
                 self.cut(s, Some(1));
             } else {
-                self.soon(Ev::Adopt {
+                let adopt = Ev::Adopt {
                     sock: s,
                     req,
                     decision,
                     pipe,
-                });
+                };
+                if self.rng.gen_bool(self.knobs.slow_handover) {
+                    let slow = self.knobs.max_delay_ms * 20_000;
+                    let at = self.now + Duration::from_micros(self.rng.gen_range(0..=slow));
+                    self.at(at, adopt);
+                } else {
+                    self.soon(adopt);
+                }
             }
             return;
         }
@@ -397,6 +409,7 @@ impl World {
         self.needless_replacements += u64::from(needless);
         self.drive(node, pipe);
         self.pipe(node, pipe).adopted = true;
+        self.pipe(node, pipe).newest_attempt = attempt;
         self.pipe(node, pipe).handshake_sock = Some(s);
         let n = &mut self.nodes[node];
         n.global_seq += 1;
@@ -434,16 +447,21 @@ impl World {
     /// peer has already closed (it gave up the dial behind it when it accepted ours). A
     /// hand-over decided with a larger connect_seq than ours means the peer let go of our
     /// socket first, so this happens only when a session adopts a socket it outgrew.
-    fn replaces_a_live_socket_with_a_dead_one(&self, node: usize, pipe: usize, handed: SockId) -> bool {
+    fn replaces_a_live_socket_with_a_dead_one(
+        &self,
+        node: usize,
+        pipe: usize,
+        handed: SockId,
+    ) -> bool {
         let Some(live) = self.nodes[node].pipes[pipe].open_sock else {
             return false;
         };
         let peer_end = 1 - self.end_of(live, node);
         let peer_node = self.socks[live].nodes[peer_end];
         let peer_holds_it = match &self.socks[live].ends[peer_end] {
-            End::Open { pipe: pp, gen, .. } => {
-                self.nodes[peer_node].pipes[*pp].machine.is_current_socket(*gen)
-            }
+            End::Open { pipe: pp, gen, .. } => self.nodes[peer_node].pipes[*pp]
+                .machine
+                .is_current_socket(*gen),
             _ => false,
         };
         peer_holds_it && matches!(self.socks[handed].ends[0], End::Gone)
