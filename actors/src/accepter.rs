@@ -9,11 +9,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::BytesMut;
 use msgr::handshake::{Acceptor, AcceptorEvent, Decision, ReplyContext};
-use tokio::io::AsyncWriteExt;
 
 use crate::counters::Counters;
 use crate::error::PipeError;
-use crate::msgs::{Adopt, DecideAccept, RouteAccept, StopAccepting};
+use crate::handshake_io::next_event;
+use crate::msgs::{AcceptRoute, Adopt, DecideAccept, RouteAccept, StopAccepting};
 use crate::net::{self, SocketSlot};
 use crate::shared::Shared;
 
@@ -126,22 +126,12 @@ async fn accept_handshake(
     let deadline = shared.config.ms_connection_ready_timeout;
     let handed_over = tokio::time::timeout(deadline, async {
         // (the type of what the handshake hands over, for `?` below)
-        type HandOver = Option<(
-            Addr<crate::pipe::Pipe>,
-            Decision,
-            msgr::handshake::ConnectRequest,
-        )>;
+        type HandOver = Option<(AcceptRoute, Decision, msgr::handshake::ConnectRequest)>;
         loop {
-            if let Some(out) = acceptor.take_output() {
-                stream.write_all(&out).await?;
-            }
-            let req = match acceptor.handle_input(&mut inbuf)? {
-                None => {
-                    crate::pipe::read_more(&mut stream, &mut inbuf, acceptor.wanted()).await?;
-                    continue;
-                }
-                Some(AcceptorEvent::Connect(req)) => req,
-                Some(AcceptorEvent::Ready(_)) => unreachable!("opens are finished by the Pipe"),
+            // Writes our banner first, and each refusal before the next connect.
+            let req = match next_event(&mut stream, &mut acceptor, &mut inbuf).await? {
+                AcceptorEvent::Connect(req) => req,
+                AcceptorEvent::Ready(_) => unreachable!("opens are finished by the Pipe"),
             };
             let peer_type = req.connect.host_type;
             tracing::trace!(%peer, ?req.connect, "connect received");
@@ -178,7 +168,7 @@ async fn accept_handshake(
         if let Some(d) = shared.injector.internal_delay() {
             tokio::time::sleep(d).await;
         }
-        pipe.do_send(Adopt {
+        pipe.adopt.do_send(Adopt {
             stream: net::detach(stream)?,
             acceptor,
             inbuf,
@@ -196,15 +186,15 @@ async fn decide_via_pipe(
     shared: &Arc<Shared>,
     req: &msgr::handshake::ConnectRequest,
     shard: usize,
-) -> Option<(Addr<crate::pipe::Pipe>, Decision)> {
+) -> Option<(AcceptRoute, Decision)> {
     for _ in 0..2 {
         let route = RouteAccept {
             peer_addr: req.peer_addr,
             peer_type: req.connect.host_type,
             shard,
         };
-        let pipe = shared.registry().send(route).await.ok()??;
-        if let Ok(d) = pipe.send(DecideAccept(req.clone())).await {
+        let pipe = shared.routes().route_accept.send(route).await.ok()??;
+        if let Ok(d) = pipe.decide.send(DecideAccept(req.clone())).await {
             return Some((pipe, d));
         }
     }

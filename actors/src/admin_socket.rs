@@ -362,7 +362,8 @@ fn perf_schema() -> Value {
 
 async fn connections(shared: &Arc<Shared>) -> Vec<Connection> {
     shared
-        .registry()
+        .routes()
+        .list_connections
         .send(ListConnections)
         .await
         .unwrap_or_default()

@@ -2,20 +2,16 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use actix::WeakAddr;
+use actix::{Recipient, WeakRecipient};
 use msgr::{EntityAddr, EntityName, EntityType, Message};
 
 use crate::counters::{Counters, CountersSnapshot};
 use crate::error::PipeError;
 #[cfg(feature = "fault-injection")]
-use crate::msgs::Kill;
-use crate::msgs::{Deliver, DispatchItem, GetInfo, MarkDown, SendKeepalive, SendMessage};
-#[cfg(feature = "fault-injection")]
-use crate::pipe::KillTarget;
-use crate::pipe::{Pipe, PipeInfo};
-use crate::shared::Shared;
+use crate::msgs::KillTarget;
+use crate::msgs::{Deliver, DispatchItem, GetInfo, PipeControl, PipeInfo, SendMessage};
 
 /// Why a send was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -37,9 +33,29 @@ pub struct Connection {
 
 pub(crate) enum Target {
     /// Set right after the Pipe actor is started (its address exists only then).
-    Pipe(OnceLock<WeakAddr<Pipe>>),
+    Pipe(OnceLock<Box<dyn PipeLink>>),
     /// Our own address: delivered to our dispatchers without a socket.
-    Local(Weak<Shared>),
+    Local(LocalTarget),
+}
+
+/// How a Connection reaches its session's Pipe. The Pipe's (weak) address implements it
+/// (pipe/mod.rs): a trait object, so that this file needs no knowledge of the actor and a send
+/// costs no allocation.
+pub(crate) trait PipeLink: Send + Sync + 'static {
+    /// Queues a message; false once the Pipe is gone.
+    fn send(&self, msg: SendMessage) -> bool;
+    /// Anything else for the Pipe; false once it is gone.
+    fn control(&self, msg: PipeControl) -> bool;
+    /// Where to ask for the Pipe's state.
+    fn info(&self) -> Option<Recipient<GetInfo>>;
+}
+
+/// A connection to our own address: messages go straight to our dispatch queue.
+pub(crate) struct LocalTarget {
+    /// Our name (the messages' source).
+    pub(crate) name: EntityName,
+    /// The DispatchQueue of the connection's shard (weak: a stopped messenger closes it).
+    pub(crate) queue: WeakRecipient<Deliver>,
 }
 
 pub(crate) struct ConnInner {
@@ -125,22 +141,22 @@ impl Connection {
                     }
                 });
                 let Some(msg) = msg else { return Ok(()) };
-                let pipe = w
-                    .get()
-                    .and_then(WeakAddr::upgrade)
-                    .ok_or(SendError::Closed)?;
+                let link = w.get().ok_or(SendError::Closed)?;
                 self.inner.in_mailbox.fetch_add(1, Ordering::AcqRel);
-                pipe.do_send(SendMessage(msg));
+                if !link.send(SendMessage(msg)) {
+                    self.inner.in_mailbox.fetch_sub(1, Ordering::AcqRel);
+                    return Err(SendError::Closed);
+                }
                 Ok(())
             }
-            Target::Local(shared) => {
-                let shared = shared.upgrade().ok_or(SendError::Closed)?;
+            Target::Local(local) => {
+                let queue = local.queue.upgrade().ok_or(SendError::Closed)?;
                 let mut msg = msg;
-                msg.src = shared.name;
+                msg.src = local.name;
                 msg.seq = self.inner.local_seq.fetch_add(1, Ordering::Relaxed) + 1;
                 Counters::add(&self.inner.counters.msgs_out, 1);
                 Counters::add(&self.inner.counters.msgs_in, 1);
-                shared.dispatch_queue(self.inner.shard).do_send(Deliver {
+                queue.do_send(Deliver {
                     conn: self.clone(),
                     items: vec![DispatchItem::message(msg, Default::default())],
                 });
@@ -152,7 +168,7 @@ impl Connection {
     /// Sends a KEEPALIVE2 (or KEEPALIVE to peers without it) soon.
     pub fn send_keepalive(&self) {
         if let Some(p) = self.pipe() {
-            p.do_send(SendKeepalive);
+            p.control(PipeControl::Keepalive);
         }
     }
 
@@ -162,7 +178,7 @@ impl Connection {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.connected.store(false, Ordering::Release);
         if let Some(p) = self.pipe() {
-            p.do_send(MarkDown { graceful: false });
+            p.control(PipeControl::MarkDown { graceful: false });
         }
     }
 
@@ -237,18 +253,18 @@ impl Connection {
     #[cfg(feature = "fault-injection")]
     pub fn inject_actor_fault(&self, target: KillTarget) {
         if let Some(p) = self.pipe() {
-            p.do_send(Kill(target));
+            p.control(PipeControl::Kill(target));
         }
     }
 
     /// The session's state as its Pipe sees it (None for a local or finished connection).
     pub async fn info(&self) -> Option<PipeInfo> {
-        self.pipe()?.send(GetInfo).await.ok()
+        self.pipe()?.info()?.send(GetInfo).await.ok()
     }
 
-    pub(crate) fn pipe(&self) -> Option<actix::Addr<Pipe>> {
+    fn pipe(&self) -> Option<&dyn PipeLink> {
         match &self.inner.target {
-            Target::Pipe(w) => w.get().and_then(WeakAddr::upgrade),
+            Target::Pipe(w) => w.get().map(|b| &**b),
             Target::Local(_) => None,
         }
     }

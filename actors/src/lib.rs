@@ -43,7 +43,9 @@ mod closing;
 mod connection;
 mod counters;
 mod dispatch;
+mod dispatcher;
 mod error;
+mod handshake_io;
 mod inject;
 mod messenger;
 mod msgs;
@@ -60,11 +62,11 @@ mod writer;
 
 pub use connection::{Connection, SendError};
 pub use counters::CountersSnapshot;
-pub use dispatch::{ConnEvent, Dispatched, Dispatcher, RecipientDispatcher};
+pub use dispatcher::{ConnEvent, Dispatched, Dispatcher, RecipientDispatcher};
 pub use error::{MessengerError, PipeError};
 pub use messenger::{Messenger, MessengerBuilder, ShutdownOutcome};
 pub use msgr;
 #[cfg(feature = "fault-injection")]
-pub use pipe::KillTarget;
-pub use pipe::PipeInfo;
+pub use msgs::KillTarget;
+pub use msgs::PipeInfo;
 pub use runtime_config::{apply_debug_ms, set_log_level_hook};

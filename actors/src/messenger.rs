@@ -15,14 +15,15 @@ use tokio::sync::Notify;
 
 use crate::accepter::Accepter;
 use crate::admin_socket::{expand_path, AdminSocket};
-use crate::connection::{Connection, Target};
+use crate::connection::{Connection, LocalTarget, Target};
 use crate::counters::CountersSnapshot;
-use crate::dispatch::{DispatchQueue, Dispatcher};
+use crate::dispatch::DispatchQueue;
+use crate::dispatcher::Dispatcher;
 use crate::error::MessengerError;
 use crate::msgs::{GetConnection, ListConnections, MarkDownAll, StopAccepting, WhenEmpty};
 use crate::net;
 use crate::registry::Registry;
-use crate::shared::Shared;
+use crate::shared::{Routes, Shared};
 
 /// How long [`Messenger::shutdown`] waits for its sessions to flush and close, by default.
 const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(2);
@@ -138,7 +139,7 @@ impl MessengerBuilder {
             handles,
             next_shard,
         ));
-        let queues = shared
+        let queues: Vec<Addr<DispatchQueue>> = shared
             .shards
             .iter()
             .map(|h| {
@@ -146,7 +147,6 @@ impl MessengerBuilder {
                 DispatchQueue::start_in_arbiter(h, move |_| DispatchQueue::new(sh))
             })
             .collect();
-        let _ = shared.dispatch_queues.set(queues);
         let window = Duration::from_micros(shared.config.ms_busy_poll_us);
         if !window.is_zero() {
             for h in &shared.shards {
@@ -155,7 +155,12 @@ impl MessengerBuilder {
         }
         let sh = shared.clone();
         let registry = Registry::start_in_arbiter(&shared.shards[0], move |_| Registry::new(sh));
-        let _ = shared.registry.set(registry);
+        let _ = shared.routes.set(Routes {
+            dispatch: queues.into_iter().map(Addr::recipient).collect(),
+            unregister: registry.clone().recipient(),
+            route_accept: registry.clone().recipient(),
+            list_connections: registry.clone().recipient(),
+        });
         let admin = match shared.config.admin_socket.as_str() {
             "" => None,
             template => {
@@ -178,6 +183,7 @@ impl MessengerBuilder {
                 listener: Mutex::new(None),
                 accepter: Mutex::new(None),
                 local: OnceLock::new(),
+                registry,
                 is_shutdown: AtomicBool::new(false),
                 shutdown_finished: AtomicBool::new(false),
                 shutdown_done: Notify::new(),
@@ -195,6 +201,7 @@ struct Inner {
     listener: Mutex<Option<std::net::TcpListener>>,
     accepter: Mutex<Option<Addr<Accepter>>>,
     local: OnceLock<Connection>,
+    registry: Addr<Registry>,
     is_shutdown: AtomicBool,
     shutdown_finished: AtomicBool,
     shutdown_done: Notify,
@@ -328,8 +335,8 @@ impl Messenger {
             peer_type,
             check_nonce,
         };
-        self.shared
-            .registry()
+        self.inner
+            .registry
             .send(get)
             .await
             .ok()
@@ -347,7 +354,10 @@ impl Messenger {
                     0,
                     self.shared.name.ty,
                     self.my_addr(),
-                    Target::Local(Arc::downgrade(&self.shared)),
+                    Target::Local(LocalTarget {
+                        name: self.shared.name,
+                        queue: self.shared.dispatch_queue(0).downgrade(),
+                    }),
                 )
             })
             .clone()
@@ -355,8 +365,8 @@ impl Messenger {
 
     /// Every live connection (outgoing and accepted).
     pub async fn connections(&self) -> Vec<Connection> {
-        self.shared
-            .registry()
+        self.inner
+            .registry
             .send(ListConnections)
             .await
             .unwrap_or_default()
@@ -365,8 +375,8 @@ impl Messenger {
     /// Marks down every connection at once (queued messages are dropped).
     pub async fn mark_down_all(&self) {
         let _ = self
-            .shared
-            .registry()
+            .inner
+            .registry
             .send(MarkDownAll {
                 graceful: false,
                 shutting_down: false,
@@ -398,7 +408,7 @@ impl Messenger {
         if let Some(admin) = self.inner.admin.lock().expect("admin lock").take() {
             admin.stop();
         }
-        let registry = self.shared.registry().clone();
+        let registry = self.inner.registry.clone();
         let _ = registry
             .send(MarkDownAll {
                 graceful: true,

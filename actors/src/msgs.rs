@@ -11,15 +11,58 @@ use msgr::{EntityAddr, EntityType, Message};
 
 use crate::closing::ClosingGuard;
 use crate::connection::Connection;
-use crate::dispatch::ConnEvent;
+use crate::dispatcher::ConnEvent;
 use crate::error::PipeError;
 use crate::net::SocketSlot;
-#[cfg(feature = "fault-injection")]
-use crate::pipe::KillTarget;
-use crate::pipe::{Pipe, PipeInfo};
 use crate::throttle::{ThrottleGuard, ThrottlePermit};
 
 // ---- what the messages carry ----
+
+/// A snapshot of a Pipe's state, for tests and tools.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PipeInfo {
+    /// State name: new, connecting, accepting, replacing, open, standby, backoff, closed.
+    pub state: &'static str,
+    /// The session's connect_seq.
+    pub connect_seq: u32,
+    /// Last seq received.
+    pub in_seq: u64,
+    /// Last seq sent.
+    pub out_seq: u64,
+    /// Highest seq the peer acked.
+    pub acked: u64,
+    /// Messages waiting to be written.
+    pub pending: usize,
+    /// Messages written and not yet acked.
+    pub unacked: usize,
+    /// The session is lossy.
+    pub lossy: bool,
+}
+
+/// Which actor of a connection to stop, for supervision fault tests.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillTarget {
+    /// The PipeReader (its socket half is dropped).
+    Reader,
+    /// The PipeWriter.
+    Writer,
+    /// The Pipe itself (its supervisor restarts it).
+    Pipe,
+}
+
+/// Where a socket's reader and writer report to their Pipe.
+#[derive(Clone)]
+pub(crate) struct PipeInbox {
+    pub(crate) incoming: Recipient<Incoming>,
+    pub(crate) fault: Recipient<SocketFault>,
+}
+
+/// Where an accept task takes a connect: the Pipe that decides on it and takes its socket.
+pub(crate) struct AcceptRoute {
+    pub(crate) decide: Recipient<DecideAccept>,
+    pub(crate) adopt: Recipient<Adopt>,
+}
 
 /// A decoded frame; messages carry the throttle permits taken for them.
 pub(crate) enum InFrame {
@@ -53,23 +96,28 @@ impl DispatchItem {
 #[rtype(result = "()")]
 pub(crate) struct SendMessage(pub(crate) Message);
 
-/// Connection → Pipe: send a keepalive now.
+/// Connection → Pipe: the user's requests besides sends.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct SendKeepalive;
+pub(crate) enum PipeControl {
+    /// Send a keepalive now.
+    Keepalive,
+    /// Close the session (the user's mark_down).
+    MarkDown {
+        /// Flush what is queued first.
+        graceful: bool,
+    },
+    /// Test hook: stop one of the connection's actors.
+    #[cfg(feature = "fault-injection")]
+    Kill(KillTarget),
+}
 
-/// Connection, Registry → Pipe: close the session; graceful: flush what is queued first.
+/// Registry → Pipe: close the session; graceful: flush what is queued first.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct MarkDown {
     pub(crate) graceful: bool,
 }
-
-/// Connection (test hook) → Pipe: stop one of the connection's actors.
-#[cfg(feature = "fault-injection")]
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Kill(pub(crate) KillTarget);
 
 /// Connection → Pipe: report the state.
 #[derive(Message)]
@@ -170,7 +218,7 @@ pub(crate) struct GetConnection {
 /// accept task → Registry: find (or create, on `shard`) the Pipe that will decide on a connect
 /// from `peer_addr`.
 #[derive(Message)]
-#[rtype(result = "Option<Addr<Pipe>>")]
+#[rtype(result = "Option<AcceptRoute>")]
 pub(crate) struct RouteAccept {
     pub(crate) peer_addr: EntityAddr,
     pub(crate) peer_type: EntityType,

@@ -17,8 +17,8 @@ use crate::connection::Connection;
 use crate::counters::Counters;
 use crate::error::PipeError;
 use crate::inject::Injector;
+use crate::msgs::PipeInbox;
 use crate::msgs::{DrainUntilClosed, InFrame, Incoming, SocketFault, StopReader};
-use crate::pipe::Pipe;
 use crate::read_buffer::ReadBuffer;
 use crate::shared::Shared;
 use crate::throttle::{ReceiveThrottles, ThrottleGuard, ThrottlePermit};
@@ -38,7 +38,7 @@ pub(crate) struct ReaderConfig {
 /// The read half of one socket, for one socket generation of a Pipe.
 pub struct PipeReader {
     io: Option<ReadState>,
-    pipe: Addr<Pipe>,
+    pipe: PipeInbox,
     gen: u64,
     /// Held while draining after a graceful close (see [`DrainUntilClosed`]).
     _closing: Option<ClosingGuard>,
@@ -66,7 +66,7 @@ impl PipeReader {
         conn: Connection,
         shared: Arc<Shared>,
         slot: Option<crate::net::SocketSlot>,
-        pipe: Addr<Pipe>,
+        pipe: PipeInbox,
         gen: u64,
     ) -> Self {
         PipeReader {
@@ -96,7 +96,7 @@ impl Actor for PipeReader {
         let gen = self.gen;
         let fut = async move {
             let err = read_loop(io, &pipe, gen).await;
-            pipe.do_send(SocketFault { gen, error: err });
+            pipe.fault.do_send(SocketFault { gen, error: err });
         };
         ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
     }
@@ -110,7 +110,7 @@ impl PipeReader {
     /// However the reader ends, its Pipe hears of it; a fault it already reported, or one for a
     /// socket the Pipe has replaced, is ignored there by generation.
     fn report_stop(&self) {
-        self.pipe.do_send(SocketFault {
+        self.pipe.fault.do_send(SocketFault {
             gen: self.gen,
             error: PipeError::ActorKilled,
         });
@@ -136,7 +136,7 @@ impl Handler<StopReader> for PipeReader {
 }
 
 /// Reads until the socket fails; returns why.
-async fn read_loop(mut s: ReadState, pipe: &Addr<Pipe>, gen: u64) -> PipeError {
+async fn read_loop(mut s: ReadState, pipe: &PipeInbox, gen: u64) -> PipeError {
     let mut guard: Option<ThrottleGuard> = None;
     let mut batch = Batch::default();
     let mut timer = ReadTimer::new();
@@ -287,7 +287,7 @@ impl Batch {
     /// Hands the frames and their permit to the Pipe; false if there was nothing to hand.
     /// `pending`: the guard of a message whose header was admitted but whose body is not
     /// decoded yet; its dispatch units stay here, for the next batch.
-    fn flush(&mut self, pending: Option<&ThrottleGuard>, pipe: &Addr<Pipe>, gen: u64) -> bool {
+    fn flush(&mut self, pending: Option<&ThrottleGuard>, pipe: &PipeInbox, gen: u64) -> bool {
         if self.frames.is_empty() {
             return false;
         }
@@ -297,7 +297,7 @@ impl Batch {
         };
         // The next batch is likely about as large: room for that many.
         let next = crate::recycle::batch(self.frames.len());
-        pipe.do_send(Incoming {
+        pipe.incoming.do_send(Incoming {
             gen,
             frames: std::mem::replace(&mut self.frames, next),
             dispatch: std::mem::replace(&mut self.dispatch, carried),

@@ -11,7 +11,8 @@ use msgr::EntityAddr;
 
 use crate::connection::Connection;
 use crate::msgs::{
-    GetConnection, ListConnections, MarkDown, MarkDownAll, RouteAccept, Unregister, WhenEmpty,
+    AcceptRoute, GetConnection, ListConnections, MarkDown, MarkDownAll, RouteAccept, Unregister,
+    WhenEmpty,
 };
 use crate::pipe::Pipe;
 use crate::shared::Shared;
@@ -89,7 +90,7 @@ impl Handler<GetConnection> for Registry {
 }
 
 impl Handler<RouteAccept> for Registry {
-    type Result = Option<Addr<Pipe>>;
+    type Result = Option<AcceptRoute>;
     fn handle(&mut self, m: RouteAccept, _: &mut Context<Self>) -> Self::Result {
         if self.shutting_down {
             return None;
@@ -104,12 +105,13 @@ impl Handler<RouteAccept> for Registry {
                 false,
                 false,
             );
-            self.anonymous.insert(conn.id(), (pipe.clone(), conn));
-            return Some(pipe);
+            let route = Pipe::accept_route(&pipe);
+            self.anonymous.insert(conn.id(), (pipe, conn));
+            return Some(route);
         }
         if let Some((pipe, conn)) = self.by_addr.get(&m.peer_addr) {
             if !conn.is_closed() && pipe.connected() {
-                return Some(pipe.clone());
+                return Some(Pipe::accept_route(pipe));
             }
         }
         let (pipe, conn) = Pipe::start(
@@ -120,8 +122,9 @@ impl Handler<RouteAccept> for Registry {
             true,
             false,
         );
-        self.file(m.peer_addr, pipe.clone(), conn);
-        Some(pipe)
+        let route = Pipe::accept_route(&pipe);
+        self.file(m.peer_addr, pipe, conn);
+        Some(route)
     }
 }
 

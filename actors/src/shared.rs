@@ -6,16 +6,16 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use actix::Addr;
+use actix::Recipient;
 use actix_rt::ArbiterHandle;
 use msgr::handshake::{protocol_version, Authorizer};
 use msgr::{Config, EntityAddr, EntityName, EntityType, Policy};
 
 use crate::closing::ClosingSockets;
 use crate::counters::ShardedCounters;
-use crate::dispatch::{DispatchQueue, Dispatcher};
+use crate::dispatcher::Dispatcher;
 use crate::inject::Injector;
-use crate::registry::Registry;
+use crate::msgs::{Deliver, ListConnections, RouteAccept, Unregister};
 use crate::runtime_config::RuntimeConfig;
 use crate::throttle::Throttle;
 
@@ -43,8 +43,21 @@ pub(crate) struct Shared {
     /// Round-robin cursor over `shards`, shared by every messenger on these threads, so that
     /// their connections (outgoing and accepted alike) spread evenly over the threads.
     next_shard: Arc<AtomicUsize>,
-    pub(crate) dispatch_queues: OnceLock<Vec<Addr<DispatchQueue>>>,
-    pub(crate) registry: OnceLock<Addr<Registry>>,
+    /// Where the messenger-wide actors are reached, set once they are started.
+    pub(crate) routes: OnceLock<Routes>,
+}
+
+/// The messenger-wide actors, as the per-connection actors reach them: recipients of the
+/// messages they send, so that those actors need not know the receivers' types.
+pub(crate) struct Routes {
+    /// Each shard's DispatchQueue.
+    pub(crate) dispatch: Vec<Recipient<Deliver>>,
+    /// The Registry, for a Pipe that closes.
+    pub(crate) unregister: Recipient<Unregister>,
+    /// The Registry, for an accept task looking for its Pipe.
+    pub(crate) route_accept: Recipient<RouteAccept>,
+    /// The Registry, for the admin socket's list of sessions.
+    pub(crate) list_connections: Recipient<ListConnections>,
 }
 
 impl Shared {
@@ -77,8 +90,7 @@ impl Shared {
             my_addr: RwLock::new(EntityAddr::blank(nonce)),
             shards,
             next_shard,
-            dispatch_queues: OnceLock::new(),
-            registry: OnceLock::new(),
+            routes: OnceLock::new(),
         }
     }
 
@@ -142,14 +154,11 @@ impl Shared {
         (self.shards.clone(), self.next_shard.clone())
     }
 
-    pub(crate) fn registry(&self) -> &Addr<Registry> {
-        self.registry.get().expect("registry started at build")
+    pub(crate) fn routes(&self) -> &Routes {
+        self.routes.get().expect("routes set at build")
     }
 
-    pub(crate) fn dispatch_queue(&self, shard: usize) -> &Addr<DispatchQueue> {
-        &self
-            .dispatch_queues
-            .get()
-            .expect("dispatch queues started at build")[shard]
+    pub(crate) fn dispatch_queue(&self, shard: usize) -> &Recipient<Deliver> {
+        &self.routes().dispatch[shard]
     }
 }

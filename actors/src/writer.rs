@@ -14,8 +14,8 @@ use crate::connection::Connection;
 use crate::counters::Counters;
 use crate::error::PipeError;
 use crate::inject::Injector;
+use crate::msgs::PipeInbox;
 use crate::msgs::{CloseAfterFlush, SocketFault, StopWriter, Write};
-use crate::pipe::Pipe;
 use crate::shared::Shared;
 
 /// The write half of one socket, for one socket generation of a Pipe.
@@ -26,7 +26,7 @@ pub struct PipeWriter {
     /// Set by `CloseAfterFlush`: close once everything is written. Held until this writer is
     /// dropped, so the close counts as in progress until then.
     close_after: Option<ClosingGuard>,
-    pipe: Addr<Pipe>,
+    pipe: PipeInbox,
     gen: u64,
     injector: Injector,
     conn: Connection,
@@ -39,7 +39,7 @@ const MAX_IOV: usize = 1024;
 impl PipeWriter {
     pub(crate) fn new(
         half: OwnedWriteHalf,
-        pipe: Addr<Pipe>,
+        pipe: PipeInbox,
         gen: u64,
         injector: Injector,
         conn: Connection,
@@ -108,7 +108,7 @@ impl PipeWriter {
                 );
             }
             Err(e) => {
-                self.pipe.do_send(SocketFault {
+                self.pipe.fault.do_send(SocketFault {
                     gen: self.gen,
                     error: e,
                 });
@@ -149,7 +149,7 @@ impl PipeWriter {
                     }
                 }
                 Err(e) => {
-                    act.pipe.do_send(SocketFault {
+                    act.pipe.fault.do_send(SocketFault {
                         gen: act.gen,
                         error: e,
                     });
@@ -166,7 +166,7 @@ impl Actor for PipeWriter {
     fn stopped(&mut self, _: &mut Context<Self>) {
         // Ignored by the Pipe when it stopped us itself (the socket is no longer current).
         if self.close_after.is_none() {
-            self.pipe.do_send(SocketFault {
+            self.pipe.fault.do_send(SocketFault {
                 gen: self.gen,
                 error: PipeError::ActorKilled,
             });

@@ -9,10 +9,10 @@ use msgr::handshake::{
     Accepted, Acceptor, AcceptorEvent, Connector, ConnectorEvent, ConnectorParams, Decision,
     Established, ReplyContext,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::PipeError;
+use crate::handshake_io::{next_event, write_output};
 use crate::net;
 use crate::shared::Shared;
 
@@ -38,19 +38,6 @@ pub(crate) enum DialStep {
     /// The peer answered RESETSESSION; the connector already asked again with connect_seq 0.
     /// The session must reset now, then the dial goes on ([`resume_connect`]).
     SessionReset(Box<Dialling>),
-}
-
-/// Reads at least one more byte into `buf`, failing on EOF.
-pub(crate) async fn read_more(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    wanted: usize,
-) -> Result<(), PipeError> {
-    buf.reserve(wanted.saturating_sub(buf.len()).max(64));
-    if stream.read_buf(buf).await? == 0 {
-        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-    }
-    Ok(())
 }
 
 /// Dials `peer` and runs the connector to READY, or until the session must hear of a reset.
@@ -85,32 +72,22 @@ pub(crate) async fn resume_connect(
     let mut d = *d;
     tokio::time::timeout_at(deadline, async move {
         loop {
-            let ev = d.conn.handle_input(&mut d.inbuf)?;
+            let ev = next_event(&mut d.stream, &mut d.conn, &mut d.inbuf).await?;
             tracing::trace!(?ev, buffered = d.inbuf.len(), "connector step");
-            // Write what this step produced before waiting for the answer to it.
-            if let Some(out) = d.conn.take_output() {
-                d.stream.write_all(&out).await?;
-            }
             match ev {
-                None => read_more(&mut d.stream, &mut d.inbuf, d.conn.wanted()).await?,
-                Some(ConnectorEvent::Ready(est)) => {
+                ConnectorEvent::Ready(est) => {
                     return Ok(DialStep::Ready(ConnectOutcome {
                         stream: d.stream,
                         inbuf: d.inbuf,
                         est,
                     }));
                 }
-                Some(ConnectorEvent::NeedGlobalSeq { peer_global_seq }) => {
-                    d.conn
-                        .retry_global(shared.next_global_seq(peer_global_seq))?;
-                    if let Some(out) = d.conn.take_output() {
-                        d.stream.write_all(&out).await?;
-                    }
-                }
-                Some(ConnectorEvent::SessionReset) => {
-                    return Ok(DialStep::SessionReset(Box::new(d)))
-                }
-                Some(ConnectorEvent::Wait) => return Err(PipeError::Wait),
+                // The retry is written by the next step.
+                ConnectorEvent::NeedGlobalSeq { peer_global_seq } => d
+                    .conn
+                    .retry_global(shared.next_global_seq(peer_global_seq))?,
+                ConnectorEvent::SessionReset => return Ok(DialStep::SessionReset(Box::new(d))),
+                ConnectorEvent::Wait => return Err(PipeError::Wait),
             }
         }
     })
@@ -128,25 +105,21 @@ pub(crate) async fn finish_accept(
     shared: Arc<Shared>,
 ) -> Result<(TcpStream, BytesMut, Accepted), PipeError> {
     tokio::time::timeout(shared.config.ms_connection_ready_timeout, async {
-        let mut ready = match acceptor.respond(decision, &reply)? {
-            Some(AcceptorEvent::Ready(a)) => Some(a),
-            _ => None,
-        };
-        if let Some(out) = acceptor.take_output() {
-            stream.write_all(&out).await?;
-        }
-        while ready.is_none() {
-            match acceptor.handle_input(&mut inbuf)? {
-                Some(AcceptorEvent::Ready(a)) => ready = Some(a),
-                Some(AcceptorEvent::Connect(_)) => {
+        let ready = match acceptor.respond(decision, &reply)? {
+            Some(AcceptorEvent::Ready(a)) => {
+                write_output(&mut stream, &mut acceptor).await?;
+                a
+            }
+            _ => match next_event(&mut stream, &mut acceptor, &mut inbuf).await? {
+                AcceptorEvent::Ready(a) => a,
+                AcceptorEvent::Connect(_) => {
                     return Err(
                         msgr::handshake::HandshakeError::OutOfOrder("connect after open").into(),
                     )
                 }
-                None => read_more(&mut stream, &mut inbuf, acceptor.wanted()).await?,
-            }
-        }
-        Ok((stream, inbuf, ready.expect("loop ends when ready")))
+            },
+        };
+        Ok((stream, inbuf, ready))
     })
     .await
     .map_err(|_| PipeError::HandshakeTimeout)?

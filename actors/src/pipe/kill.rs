@@ -5,22 +5,11 @@ use actix::prelude::*;
 
 use super::{Pipe, Socket};
 use crate::error::PipeError;
-use crate::msgs::{Kill, StopReader, StopWriter};
+use crate::msgs::{KillTarget, StopReader, StopWriter};
 
-/// Which actor of a connection to stop, for supervision fault tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillTarget {
-    /// The PipeReader (its socket half is dropped).
-    Reader,
-    /// The PipeWriter.
-    Writer,
-    /// The Pipe itself (its supervisor restarts it).
-    Pipe,
-}
-
-impl Handler<Kill> for Pipe {
-    type Result = ();
-    fn handle(&mut self, Kill(target): Kill, ctx: &mut Context<Self>) {
+impl Pipe {
+    /// Stops one of the connection's actors (a supervision fault test).
+    pub(super) fn kill(&mut self, target: KillTarget, ctx: &mut Context<Self>) {
         match (&self.socket, target) {
             (Some(Socket { reader, .. }), KillTarget::Reader) => reader.do_send(StopReader),
             (Some(Socket { writer, .. }), KillTarget::Writer) => writer.do_send(StopWriter),

@@ -22,50 +22,45 @@ mod kill;
 mod tests;
 mod traffic;
 
-#[cfg(feature = "fault-injection")]
-pub use kill::KillTarget;
-
-pub(crate) use handshake::read_more;
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
+use actix::WeakAddr;
 use bytes::BytesMut;
 use msgr::pipe::{Action, Failure, FaultKind, Machine, PipeConfig, PipeEvent, PipeStats};
 use msgr::{EntityAddr, EntityType, Message, Policy};
 
-use crate::connection::{Connection, Target};
+use crate::connection::{Connection, PipeLink, Target};
 use crate::counters::Counters;
-use crate::dispatch::ConnEvent;
+use crate::dispatcher::ConnEvent;
 use crate::error::PipeError;
-use crate::msgs::{Deliver, DispatchItem, StopReader, StopWriter, Unregister};
+pub(crate) use crate::msgs::PipeInfo;
+use crate::msgs::{
+    AcceptRoute, Deliver, DispatchItem, GetInfo, PipeControl, SendMessage, StopReader, StopWriter,
+    Unregister,
+};
 use crate::net::SocketSlot;
 use crate::reader::PipeReader;
 use crate::shared::Shared;
 use crate::throttle::Throttle;
 use crate::writer::PipeWriter;
 
-/// A snapshot of a Pipe's state, for tests and tools.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PipeInfo {
-    /// State name: new, connecting, accepting, replacing, open, standby, backoff, closed.
-    pub state: &'static str,
-    /// The session's connect_seq.
-    pub connect_seq: u32,
-    /// Last seq received.
-    pub in_seq: u64,
-    /// Last seq sent.
-    pub out_seq: u64,
-    /// Highest seq the peer acked.
-    pub acked: u64,
-    /// Messages waiting to be written.
-    pub pending: usize,
-    /// Messages written and not yet acked.
-    pub unacked: usize,
-    /// The session is lossy.
-    pub lossy: bool,
+/// A Connection reaches its Pipe through the Pipe's weak address (the Connection must not keep
+/// a closed session's actor alive).
+impl PipeLink for WeakAddr<Pipe> {
+    fn send(&self, msg: SendMessage) -> bool {
+        self.upgrade().map(|a| a.do_send(msg)).is_some()
+    }
+
+    fn control(&self, msg: PipeControl) -> bool {
+        self.upgrade().map(|a| a.do_send(msg)).is_some()
+    }
+
+    fn info(&self) -> Option<Recipient<GetInfo>> {
+        self.upgrade().map(Addr::recipient)
+    }
 }
 
 /// The actors of the open socket.
@@ -139,9 +134,17 @@ impl Pipe {
             Pipe::new(sh, pipe_conn, policy, check_peer_nonce, dial_first)
         });
         if let Target::Pipe(cell) = &conn.inner.target {
-            let _ = cell.set(addr.downgrade());
+            let _ = cell.set(Box::new(addr.downgrade()));
         }
         (addr, conn)
+    }
+
+    /// Where an accept task takes a connect this Pipe is to decide on.
+    pub(crate) fn accept_route(addr: &Addr<Pipe>) -> AcceptRoute {
+        AcceptRoute {
+            decide: addr.clone().recipient(),
+            adopt: addr.clone().recipient(),
+        }
     }
 
     fn new(
@@ -275,7 +278,8 @@ impl Pipe {
                     self.conn.inner.closed.store(true, Ordering::Release);
                     self.conn.inner.connected.store(false, Ordering::Release);
                     self.shared
-                        .registry()
+                        .routes()
+                        .unregister
                         .do_send(Unregister { id: self.conn.id() });
                 }
                 Action::Fail(Failure::AdoptOverdue) => {

@@ -28,8 +28,8 @@ use msgr::{Config, EntityAddr, EntityName, EntityType, Message, Policy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::read_more;
-use crate::msgs::{Adopt, DecideAccept};
+use crate::handshake_io::read_more;
+use crate::msgs::{AcceptRoute, Adopt, DecideAccept, RouteAccept};
 use crate::{Connection, Dispatcher, Messenger};
 
 /// Generous bound for each step; a step that needs it has already failed.
@@ -132,7 +132,8 @@ async fn read_messages(
 struct Setup {
     m: Messenger,
     conn: Connection,
-    pipe: actix::Addr<super::Pipe>,
+    /// The session's Pipe, as the Registry routes an accepted connect to it.
+    pipe: AcceptRoute,
     listener: TcpListener,
     peer: EntityAddr,
     limits: msgr::wire::decoder::DecoderLimits,
@@ -154,7 +155,13 @@ async fn open_session(ready_timeout: Duration) -> (Setup, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let peer = EntityAddr::new(listener.local_addr().unwrap(), 777);
     let conn = m.get_connection(peer, EntityType::OSD).await.unwrap();
-    let pipe = conn.pipe().expect("pipe");
+    let route = RouteAccept {
+        peer_addr: peer,
+        peer_type: EntityType::OSD,
+        shard: conn.inner.shard,
+    };
+    let pipe = m.shared.routes().route_accept.send(route).await;
+    let pipe = pipe.expect("the registry").expect("the session's Pipe");
     let (mut first, mut buf, msg_auth) =
         within("the first dial", accept_dial(&listener, peer, None, 0)).await;
     let limits = config.decoder_limits();
@@ -193,7 +200,7 @@ impl Setup {
     /// Hands our end of the peer's socket over after `decision`, as the accept task does;
     /// returns the peer's end: its socket, its connector and what it has buffered.
     fn hand_over(&self, c: PeerConnect, decision: Decision) -> (TcpStream, Connector, BytesMut) {
-        self.pipe.do_send(Adopt {
+        self.pipe.adopt.do_send(Adopt {
             stream: c.ours.into_std().unwrap(),
             acceptor: c.acceptor,
             inbuf: c.abuf,
@@ -361,6 +368,7 @@ async fn peer_connects_decided(s: &Setup, replace: bool, then: &str) -> (PeerCon
     let connect = peer_connects(s).await;
     let decision = s
         .pipe
+        .decide
         .send(DecideAccept(connect.req.clone()))
         .await
         .unwrap();

@@ -14,8 +14,8 @@ use msgr::Message;
 use super::{HandedSocket, Pipe, PipeInfo, Socket};
 use crate::error::PipeError;
 use crate::msgs::{
-    Deliver, DispatchItem, GetInfo, InFrame, Incoming, MarkDown, SendKeepalive, SendMessage,
-    SocketFault, Write,
+    Deliver, DispatchItem, GetInfo, InFrame, Incoming, MarkDown, PipeControl, PipeInbox,
+    SendMessage, SocketFault, Write,
 };
 use crate::reader::{PipeReader, ReaderConfig};
 use crate::throttle::ReceiveThrottles;
@@ -54,6 +54,10 @@ impl Pipe {
         let cfg = &self.shared.config;
         let (r, w) = stream.into_split();
         let me = ctx.address();
+        let me = PipeInbox {
+            incoming: me.clone().recipient(),
+            fault: me.recipient(),
+        };
         let throttles = ReceiveThrottles {
             dispatch_bytes: self.shared.dispatch_throttle.clone(),
             policy_bytes: self.policy_bytes.clone(),
@@ -157,11 +161,18 @@ impl Handler<SendMessage> for Pipe {
     }
 }
 
-impl Handler<SendKeepalive> for Pipe {
+impl Handler<PipeControl> for Pipe {
     type Result = ();
-    fn handle(&mut self, _: SendKeepalive, ctx: &mut Context<Self>) {
-        self.machine.send_keepalive();
-        self.schedule_flush(ctx);
+    fn handle(&mut self, msg: PipeControl, ctx: &mut Context<Self>) {
+        match msg {
+            PipeControl::Keepalive => {
+                self.machine.send_keepalive();
+                self.schedule_flush(ctx);
+            }
+            PipeControl::MarkDown { graceful } => self.mark_down(graceful, ctx),
+            #[cfg(feature = "fault-injection")]
+            PipeControl::Kill(target) => self.kill(target, ctx),
+        }
     }
 }
 
@@ -176,6 +187,12 @@ impl Handler<Flush> for Pipe {
 impl Handler<MarkDown> for Pipe {
     type Result = ();
     fn handle(&mut self, MarkDown { graceful }: MarkDown, ctx: &mut Context<Self>) {
+        self.mark_down(graceful, ctx);
+    }
+}
+
+impl Pipe {
+    fn mark_down(&mut self, graceful: bool, ctx: &mut Context<Self>) {
         if self.machine.is_closed() {
             return;
         }
