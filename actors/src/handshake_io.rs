@@ -55,13 +55,15 @@ pub(crate) async fn next_event<H: Handshake>(
     hs: &mut H,
     input: &mut BytesMut,
 ) -> Result<H::Event, PipeError> {
+    write_output(stream, hs).await?;
     loop {
+        let ev = hs.step(input)?;
+        // What a step produced goes out before we wait for the answer to it.
         write_output(stream, hs).await?;
-        if let Some(ev) = hs.step(input)? {
-            write_output(stream, hs).await?;
-            return Ok(ev);
+        match ev {
+            Some(ev) => return Ok(ev),
+            None => read_more(stream, input, hs.wanted()).await?,
         }
-        read_more(stream, input, hs.wanted()).await?;
     }
 }
 
