@@ -10,10 +10,14 @@
 //! * [`denc`]: Ceph's payload encoding; [`message`] and [`messages`]: messages and typed payloads.
 //! * [`handshake`]: connector and acceptor state machines (spec §2).
 //! * [`session`]: sequence numbers, priority queues, acks, requeue and replay (spec §4).
+//! * [`pipe`]: a session's whole lifecycle (dial / accept / adopt decisions, races, faults,
+//!   standby, backoff, keepalives) as one state machine driven with the time passed in.
+//! * [`auth`]: cephx keys, keyrings and crypto (RustCrypto underneath).
 //! * [`policy`] and [`config`]: Ceph's policy presets and `ms_*` options.
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+pub mod auth;
 pub mod config;
 pub mod denc;
 pub mod entity;
