@@ -126,7 +126,11 @@ async fn accept_handshake(
     let deadline = shared.config.ms_connection_ready_timeout;
     let handed_over = tokio::time::timeout(deadline, async {
         // (the type of what the handshake hands over, for `?` below)
-        type HandOver = Option<(AcceptRoute, Decision, msgr::handshake::ConnectRequest)>;
+        type HandOver = Option<(
+            AcceptRoute,
+            (Decision, u64),
+            msgr::handshake::ConnectRequest,
+        )>;
         loop {
             // Writes our banner first, and each refusal before the next connect.
             let req = match next_event(&mut stream, &mut acceptor, &mut inbuf).await? {
@@ -136,13 +140,13 @@ async fn accept_handshake(
             let peer_type = req.connect.host_type;
             tracing::trace!(%peer, ?req.connect, "connect received");
             let decision = decide_via_pipe(&shared, &req, shard).await;
-            let Some((pipe, decision)) = decision else {
+            let Some((pipe, (decision, decided_at))) = decision else {
                 return Err(PipeError::Io(std::io::Error::other(
                     "messenger is shutting down",
                 )));
             };
             if let Decision::Open { .. } = decision {
-                return Ok::<HandOver, PipeError>(Some((pipe, decision, req)));
+                return Ok::<HandOver, PipeError>(Some((pipe, (decision, decided_at), req)));
             }
             if matches!(
                 decision,
@@ -162,7 +166,7 @@ async fn accept_handshake(
     })
     .await
     .map_err(|_| PipeError::HandshakeTimeout)??;
-    if let Some((pipe, decision, req)) = handed_over {
+    if let Some((pipe, (decision, decided_at), req)) = handed_over {
         // Where Ceph's accept sleeps for ms_inject_internal_delays too: between the decision
         // to replace and the replacement, the window in which the session can change under it.
         if let Some(d) = shared.injector.internal_delay() {
@@ -173,6 +177,7 @@ async fn accept_handshake(
             acceptor,
             inbuf,
             decision,
+            decided_at,
             req,
             slot: Some(slot),
         });
@@ -186,7 +191,7 @@ async fn decide_via_pipe(
     shared: &Arc<Shared>,
     req: &msgr::handshake::ConnectRequest,
     shard: usize,
-) -> Option<(AcceptRoute, Decision)> {
+) -> Option<(AcceptRoute, (Decision, u64))> {
     for _ in 0..2 {
         let route = RouteAccept {
             peer_addr: req.peer_addr,

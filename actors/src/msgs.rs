@@ -143,8 +143,9 @@ pub(crate) struct SocketFault {
 }
 
 /// accept task → Pipe: decide on a connect request with this session's exact state (spec §2.6).
+/// The answer carries the socket generation it was made in, for the `Adopt` that follows.
 #[derive(Message)]
-#[rtype(result = "Decision")]
+#[rtype(result = "(Decision, u64)")]
 pub(crate) struct DecideAccept(pub(crate) ConnectRequest);
 
 /// accept task → Pipe: after an Open decision, take over the socket and finish the handshake.
@@ -157,6 +158,8 @@ pub(crate) struct Adopt {
     pub(crate) decision: Decision,
     pub(crate) req: ConnectRequest,
     pub(crate) slot: Option<SocketSlot>,
+    /// The socket generation the decision was made in.
+    pub(crate) decided_at: u64,
 }
 
 // ---- to the PipeReader ----

@@ -23,9 +23,10 @@ pub enum Adoption {
     },
     /// Close it: the session is closed, or the decision was not to open.
     Refused,
-    /// Close it: since the decision the session reopened on a socket of its own, which the
-    /// peer accepted, and so gave up the dial this socket comes from. Adopting it would only
-    /// tear down the live socket.
+    /// Close it: since the decision the session opened a newer socket (its own dial, which the
+    /// peer accepted, or another accept), so the peer gave up the connect behind this one, and
+    /// the decision was made against a session that has moved on. Adopting it would tear down
+    /// the live socket, or reset a session the peer's newer incarnation owns.
     Outgrown,
 }
 
@@ -63,7 +64,6 @@ impl Machine {
         let decision = decide(req, &ctx);
         match decision {
             Decision::Open { .. } => {
-                self.open_decided_at_gen = self.gen;
                 match self.state {
                     State::Connecting { .. } => self.act(Action::CancelHandshake),
                     State::Backoff => self.timers.cancel(Timer::Backoff),
@@ -84,15 +84,25 @@ impl Machine {
         decision
     }
 
-    /// The accept task hands over the socket of `req`, decided as `decision`.
-    pub fn adopt(&mut self, req: &ConnectRequest, decision: Decision) -> Adoption {
+    /// The socket generation now. A decision is only good for the generation it was made in:
+    /// the accept task hands it back with its socket ([`adopt`](Self::adopt)).
+    pub fn generation(&self) -> u64 {
+        self.gen
+    }
+
+    /// The accept task hands over the socket of `req`, decided as `decision` when the socket
+    /// generation was `decided_at` ([`generation`](Self::generation) right after the decision).
+    pub fn adopt(&mut self, req: &ConnectRequest, decision: Decision, decided_at: u64) -> Adoption {
         let Decision::Open { reset_existing, .. } = decision else {
             return Adoption::Refused;
         };
         if self.is_closed() {
             return Adoption::Refused;
         }
-        if self.is_open() && self.gen != self.open_decided_at_gen {
+        if self.gen != decided_at {
+            // A socket opened since the decision: it was made against a session that has moved
+            // on (its reset_existing, its connect_seq), and the peer gave up the connect behind
+            // it when it took that newer socket.
             return Adoption::Outgrown;
         }
         // Whatever this session is doing now goes: the decision was made against its state

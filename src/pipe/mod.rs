@@ -157,8 +157,6 @@ pub struct Machine {
     gen: u64,
     /// Numbers dials and accept hand-overs: only the newest one's result may open a socket.
     attempt: u64,
-    /// The socket generation current when the last Open decision was made.
-    open_decided_at_gen: u64,
     /// Features of the last socket (a reset randomizes out_seq when they include MSG_AUTH).
     features: u64,
     /// A keepalive is to go out with the next transmit.
@@ -188,7 +186,6 @@ impl Machine {
             timers: Timers::default(),
             gen: 0,
             attempt: 0,
-            open_decided_at_gen: 0,
             features: 0,
             keepalive_due: false,
             started: false,

@@ -34,6 +34,8 @@ struct Script {
     m: Machine,
     t0: Instant,
     now: Duration,
+    /// The socket generation of the last decision (the accept task hands it back).
+    decided_at: u64,
 }
 
 impl Script {
@@ -55,6 +57,7 @@ impl Script {
             m,
             t0: Instant::now(),
             now: Duration::ZERO,
+            decided_at: 0,
         }
     }
 
@@ -119,7 +122,9 @@ impl Script {
     fn decide(&mut self, req: &ConnectRequest) -> Decision {
         let at = self.at();
         let policy = Policy::lossless_peer(0);
-        self.m.decide_accept(at, req, accept_context(policy))
+        let decision = self.m.decide_accept(at, req, accept_context(policy));
+        self.decided_at = self.m.generation();
+        decision
     }
 }
 
@@ -208,7 +213,7 @@ fn a_hand_over_during_a_redial_drops_the_dial_and_its_late_success_opens_nothing
     s.m.fault(s.at(), FaultKind::Other);
     let redial = s.actions();
     let (dial_attempt, dial_cs) = Script::expect_dial(&redial);
-    let Adoption::Finish { attempt, .. } = s.m.adopt(&req, decision) else {
+    let Adoption::Finish { attempt, .. } = s.m.adopt(&req, decision, s.decided_at) else {
         panic!("the hand-over was refused");
     };
     assert!(
@@ -310,7 +315,7 @@ fn a_hand_over_the_session_outgrew_is_dropped_and_the_live_socket_stays() {
     let redial = s.actions();
     let gen = s.open_by_dial(&redial);
     s.actions();
-    assert_eq!(s.m.adopt(&req, decision), Adoption::Outgrown);
+    assert_eq!(s.m.adopt(&req, decision, s.decided_at), Adoption::Outgrown);
     assert!(s.actions().is_empty(), "the live socket was touched");
     assert!(s.m.is_current_socket(gen));
 }
@@ -330,7 +335,7 @@ fn a_closed_session_answers_a_connect_but_waits_for_nothing_and_takes_no_socket(
     assert!(matches!(decision, Decision::Open { .. }), "{decision:?}");
     assert!(s.m.is_closed());
     assert_eq!(s.m.poll_timeout(), None);
-    assert_eq!(s.m.adopt(&req, decision), Adoption::Refused);
+    assert_eq!(s.m.adopt(&req, decision, s.decided_at), Adoption::Refused);
     assert!(s.m.is_closed());
 }
 
@@ -345,7 +350,8 @@ fn an_accept_that_fails_after_its_open_reply_keeps_the_session_for_the_peer() {
     let req = connect(0, 9);
     let at = s.at();
     let decision = s.m.decide_accept(at, &req, accept_context(server));
-    let Adoption::Finish { attempt, .. } = s.m.adopt(&req, decision) else {
+    s.decided_at = s.m.generation();
+    let Adoption::Finish { attempt, .. } = s.m.adopt(&req, decision, s.decided_at) else {
         panic!("refused");
     };
     assert!(s.m.handshake_failed(attempt));
@@ -404,4 +410,73 @@ fn a_resetsession_on_a_dial_that_then_fails_still_resets_the_session() {
         0,
         "the old session's messages would be replayed"
     );
+}
+
+/// Found by this sim (seed 23,705 of the lossless client / stateful server pair, once late
+/// cancels were reaped after the next mailbox message): a hand-over decided long ago (the
+/// client's old connect, cs 0, "a restarted peer") arrived after the session had opened again
+/// with the client's newer dial and stood by. The rule of 86cf161 refused such a hand-over only
+/// while the session was open, so it was adopted: the session reset under the client's newer
+/// incarnation, whose replay then arrived as new messages (duplicates). A decision is good for
+/// the socket generation it was made in, whatever the state.
+#[test]
+fn a_hand_over_decided_before_the_session_reopened_is_refused_whatever_the_state() {
+    let server = Policy::stateful_server(0);
+    let mut s = Script::new(server, false);
+    let decide = |s: &mut Script, req: &ConnectRequest| {
+        let at = s.at();
+        let d = s.m.decide_accept(at, req, accept_context(server));
+        s.decided_at = s.m.generation();
+        d
+    };
+    // The client's session opens, and its socket fails: the server stands by.
+    let first = connect(0, 9);
+    let decision = decide(&mut s, &first);
+    let Adoption::Finish { attempt, .. } = s.m.adopt(&first, decision, s.decided_at) else {
+        panic!("refused");
+    };
+    let at = s.at();
+    s.m.accepted(at, attempt, &accepted(1)).unwrap();
+    s.m.fault(s.at(), FaultKind::Other);
+    s.actions();
+    // A connect with cs 0 (the client's old incarnation) is decided as a restarted peer ...
+    let stale = connect(0, 20);
+    let stale_decision = decide(&mut s, &stale);
+    let stale_at = s.decided_at;
+    assert!(
+        matches!(
+            stale_decision,
+            Decision::Open {
+                reset_existing: true,
+                ..
+            }
+        ),
+        "{stale_decision:?}"
+    );
+    // ... its socket does not come; the session gives it up and reopens with a newer connect.
+    s.advance(READY_TIMEOUT);
+    s.m.fault(s.at(), FaultKind::Other);
+    s.actions();
+    let newer = connect(2, 30);
+    let decision = decide(&mut s, &newer);
+    let Adoption::Finish { attempt, .. } = s.m.adopt(&newer, decision, s.decided_at) else {
+        panic!("refused");
+    };
+    let at = s.at();
+    s.m.accepted(at, attempt, &accepted(3)).unwrap();
+    s.m.fault(s.at(), FaultKind::Other);
+    s.send();
+    s.actions();
+    assert_eq!(s.m.state(), StateName::Standby);
+    // The old hand-over arrives at last: refused, the session untouched.
+    assert_eq!(
+        s.m.adopt(&stale, stale_decision, stale_at),
+        Adoption::Outgrown
+    );
+    assert!(!s.actions().contains(&Action::Event(PipeEvent::RemoteReset)));
+    assert!(
+        s.m.session().has_outstanding(),
+        "the queued message is still there"
+    );
+    assert_eq!(s.m.connect_seq(), 3);
 }

@@ -177,6 +177,8 @@ enum Ev {
         sock: SockId,
         req: ConnectRequest,
         decision: Decision,
+        /// The socket generation of the decision.
+        decided_at: u64,
         pipe: usize,
     },
     Timer {
@@ -232,6 +234,8 @@ pub struct World {
     pending: u64,
     /// Prints every event and action (`SIM_TRACE=1`), to follow a failing seed.
     trace: bool,
+    /// Late-cancelled handshakes waiting to be reaped: (node, pipe, socket, end).
+    zombies: Vec<(usize, usize, SockId, usize)>,
 }
 
 fn config(policy: Policy, dialable: bool, dial_first: bool, seed: u64) -> PipeConfig {
@@ -338,6 +342,7 @@ impl World {
             dials_while_replacing: 0,
             pending: 0,
             trace: std::env::var_os("SIM_TRACE").is_some(),
+            zombies: Vec::new(),
         };
         let horizon = knobs.sends * 20;
         for node in 0..2 {
@@ -444,6 +449,31 @@ impl World {
     }
 
     fn handle(&mut self, ev: Ev) {
+        let target = self.target_pipe(&ev);
+        self.handle_event(ev);
+        if let Some((node, pipe)) = target {
+            self.reap_zombies(node, pipe);
+        }
+    }
+
+    /// The Pipe an event is for (its actor's mailbox), if any.
+    fn target_pipe(&self, ev: &Ev) -> Option<(usize, usize)> {
+        match *ev {
+            Ev::Decide { sock, pipe, .. } | Ev::Adopt { sock, pipe, .. } => {
+                Some((self.socks[sock].nodes[1], pipe))
+            }
+            Ev::Timer { node, pipe } | Ev::Flush { node, pipe } => Some((node, pipe)),
+            Ev::Deliver { sock, to } | Ev::Eof { sock, to } => match self.socks[sock].ends[to] {
+                End::Dial { pipe, .. } | End::Adopted { pipe, .. } | End::Open { pipe, .. } => {
+                    Some((self.socks[sock].nodes[to], pipe))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn handle_event(&mut self, ev: Ev) {
         match ev {
             Ev::Send { node } => self.user_send(node),
             Ev::MarkDown { node } => self.user_mark_down(node),
@@ -466,8 +496,9 @@ impl World {
                 sock,
                 req,
                 decision,
+                decided_at,
                 pipe,
-            } => self.adopt(sock, req, decision, pipe),
+            } => self.adopt(sock, req, (decision, decided_at), pipe),
             Ev::Timer { node, pipe } | Ev::Flush { node, pipe } if self.pipe(node, pipe).dead => {}
             Ev::Timer { node, pipe } => {
                 self.pipe(node, pipe).timer_at = None;
@@ -543,9 +574,7 @@ impl World {
                     if let Some(s) = self.pipe(node, pipe).handshake_sock.take() {
                         let end = self.end_of(s, node);
                         if self.rng.gen_bool(self.knobs.late_cancel) {
-                            // A late cancel: a future that can complete in this very turn
-                            // still reports (actix polls a cancelled future once more).
-                            self.zombify(s, end);
+                            self.zombify(node, pipe, s, end);
                         } else {
                             self.cut(s, Some(end));
                         }

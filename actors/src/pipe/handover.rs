@@ -167,14 +167,14 @@ impl Handler<DecideAccept> for Pipe {
         let decision = self.machine.decide_accept(now(), &req, ctx_facts);
         self.drive(ctx);
         tracing::debug!(peer = %req.peer_addr, gs = req.connect.global_seq, cs = req.connect.connect_seq, ?decision, "accept decision");
-        MessageResult(decision)
+        MessageResult((decision, self.machine.generation()))
     }
 }
 
 impl Handler<Adopt> for Pipe {
     type Result = ();
     fn handle(&mut self, a: Adopt, ctx: &mut Context<Self>) {
-        let (attempt, in_seq) = match self.machine.adopt(&a.req, a.decision) {
+        let (attempt, in_seq) = match self.machine.adopt(&a.req, a.decision, a.decided_at) {
             Adoption::Finish { attempt, in_seq } => (attempt, in_seq),
             // Dropping the socket closes it.
             Adoption::Refused => return,

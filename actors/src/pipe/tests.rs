@@ -199,12 +199,17 @@ impl Setup {
 
     /// Hands our end of the peer's socket over after `decision`, as the accept task does;
     /// returns the peer's end: its socket, its connector and what it has buffered.
-    fn hand_over(&self, c: PeerConnect, decision: Decision) -> (TcpStream, Connector, BytesMut) {
+    fn hand_over(
+        &self,
+        c: PeerConnect,
+        (decision, decided_at): (Decision, u64),
+    ) -> (TcpStream, Connector, BytesMut) {
         self.pipe.adopt.do_send(Adopt {
             stream: c.ours.into_std().unwrap(),
             acceptor: c.acceptor,
             inbuf: c.abuf,
             decision,
+            decided_at,
             req: c.req,
             slot: None,
         });
@@ -364,20 +369,25 @@ async fn a_decided_accept_whose_socket_never_comes_lets_the_session_dial_again()
 /// [`peer_connects`], then decided by the Pipe: an Open (replacing its socket or not), after
 /// which the session is `then` ("open": its socket carries on until the hand-over;
 /// "replacing": a dial was cancelled for it; "closed").
-async fn peer_connects_decided(s: &Setup, replace: bool, then: &str) -> (PeerConnect, Decision) {
+async fn peer_connects_decided(
+    s: &Setup,
+    replace: bool,
+    then: &str,
+) -> (PeerConnect, (Decision, u64)) {
     let connect = peer_connects(s).await;
-    let decision = s
+    let decided = s
         .pipe
         .decide
         .send(DecideAccept(connect.req.clone()))
         .await
         .unwrap();
+    let decision = decided.0;
     assert!(
         matches!(decision, Decision::Open { replace: r, .. } if r == replace),
         "{decision:?}"
     );
     assert_eq!(s.conn.info().await.map(|i| i.state), Some(then));
-    (connect, decision)
+    (connect, decided)
 }
 
 #[actix_rt::test]

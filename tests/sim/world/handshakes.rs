@@ -270,20 +270,48 @@ impl World {
         }
     }
 
-    /// A handshake is cancelled late: it reports only if it can finish in this turn, with what
-    /// has reached its socket by now (the bytes on their way count: the future would see them
-    /// if it were polled now).
-    pub(super) fn zombify(&mut self, s: SockId, end: usize) {
-        let sock = &mut self.socks[s];
-        let arrived: Vec<Bytes> = sock.wires[end].drain(..).collect();
-        match &mut sock.ends[end] {
-            End::Dial { zombie, inbuf, .. } | End::Adopted { zombie, inbuf, .. } => {
-                *zombie = true;
-                arrived.iter().for_each(|b| inbuf.extend_from_slice(b));
-            }
+    /// A handshake is cancelled late: actix polls a cancelled future once more, after the
+    /// messages already in its actor's mailbox, so it may still report if it can finish with
+    /// what has reached its socket by then. It is reaped after the next event for its Pipe
+    /// ([`reap_zombies`](Self::reap_zombies)), or when its own bytes arrive first.
+    pub(super) fn zombify(&mut self, node: usize, pipe: usize, s: SockId, end: usize) {
+        match &mut self.socks[s].ends[end] {
+            End::Dial { zombie, .. } | End::Adopted { zombie, .. } => *zombie = true,
             _ => return,
         }
-        self.read(s, end);
+        self.zombies.push((node, pipe, s, end));
+    }
+
+    /// The late-cancelled handshakes of `node`'s Pipe `pipe` report now, with the bytes on
+    /// their way (the future would see them if it were polled now), or end.
+    pub(super) fn reap_zombies(&mut self, node: usize, pipe: usize) {
+        let mut i = 0;
+        while i < self.zombies.len() {
+            let (n, p, s, end) = self.zombies[i];
+            if (n, p) != (node, pipe) {
+                i += 1;
+                continue;
+            }
+            self.zombies.swap_remove(i);
+            let sock = &mut self.socks[s];
+            let arrived: Vec<Bytes> = sock.wires[end].drain(..).collect();
+            match &mut sock.ends[end] {
+                End::Dial {
+                    zombie: true,
+                    inbuf,
+                    ..
+                }
+                | End::Adopted {
+                    zombie: true,
+                    inbuf,
+                    ..
+                } => {
+                    arrived.iter().for_each(|b| inbuf.extend_from_slice(b));
+                }
+                _ => continue,
+            }
+            self.read(s, end);
+        }
     }
 
     /// A handshake finished: its socket opens (the machine's OpenSocket), or closes if stale.
@@ -340,6 +368,7 @@ impl World {
             existing: None,
         };
         let decision = n.pipes[pipe].machine.decide_accept(now, &req, ctx);
+        let decided_at = n.pipes[pipe].machine.generation();
         if n.pipes[pipe].machine.state() == StateName::Replacing {
             n.pipes[pipe].awaiting_handover = true;
         }
@@ -353,6 +382,7 @@ impl World {
                     sock: s,
                     req,
                     decision,
+                    decided_at,
                     pipe,
                 };
                 if self.rng.gen_bool(self.knobs.slow_handover) {
@@ -388,7 +418,7 @@ impl World {
         &mut self,
         s: SockId,
         req: ConnectRequest,
-        decision: Decision,
+        (decision, decided_at): (Decision, u64),
         pipe: usize,
     ) {
         let node = self.socks[s].nodes[1];
@@ -402,7 +432,7 @@ impl World {
             return;
         };
         let needless = self.replaces_a_live_socket_with_a_dead_one(node, pipe, s);
-        let (attempt, in_seq) = match self.machine(node, pipe).adopt(&req, decision) {
+        let (attempt, in_seq) = match self.machine(node, pipe).adopt(&req, decision, decided_at) {
             Adoption::Finish { attempt, in_seq } => (attempt, in_seq),
             Adoption::Refused | Adoption::Outgrown => return self.cut(s, Some(1)),
         };
