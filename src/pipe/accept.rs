@@ -109,7 +109,7 @@ impl Machine {
         // then, and since then it may have faulted and started to dial again. A dial left
         // running would open a second socket for the session, and the second open would
         // strand the first socket's unacked messages (the peer would see a gap).
-        self.teardown();
+        self.teardown(false);
         if reset_existing && self.book.established {
             self.reset_session();
             let event = if self.cfg.policy.lossy {

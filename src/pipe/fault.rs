@@ -28,7 +28,7 @@ impl Machine {
         if self.is_closed() {
             return;
         }
-        self.teardown();
+        self.teardown(false);
         if kind == FaultKind::Refused {
             self.act(Action::Event(PipeEvent::Refused));
         }
@@ -71,13 +71,5 @@ impl Machine {
     fn wait_to_dial(&mut self, at: Instant) {
         self.state = State::Backoff;
         self.timers.set(Timer::Backoff, at);
-    }
-
-    /// How long the session waits before its next dial, if it is waiting.
-    pub fn backoff_deadline(&self) -> Option<Instant> {
-        match self.state {
-            State::Backoff => self.timers.deadline(Timer::Backoff),
-            _ => None,
-        }
     }
 }

@@ -195,14 +195,16 @@ impl Machine {
         }
     }
 
-    /// The runtime is up: an outgoing connection dials now. Only the first call does anything.
-    pub fn start(&mut self) {
+    /// The runtime is up: an outgoing connection dials now. Only the first call does anything;
+    /// it returns whether this was that call (a runtime that restarts tells the two apart).
+    pub fn start(&mut self) -> bool {
         if std::mem::replace(&mut self.started, true) {
-            return;
+            return false;
         }
         if self.cfg.dial_first {
             self.dial();
         }
+        true
     }
 
     /// The next thing to do, in order.
@@ -218,11 +220,6 @@ impl Machine {
     /// The session's connect_seq.
     pub fn connect_seq(&self) -> u32 {
         self.book.connect_seq
-    }
-
-    /// The peer's global_seq, as last seen.
-    pub fn peer_global_seq(&self) -> u32 {
-        self.book.peer_global_seq
     }
 
     /// A handshake of this session completed at least once.
@@ -304,33 +301,22 @@ impl Machine {
         if self.is_closed() {
             return;
         }
-        match std::mem::replace(&mut self.state, State::Standby) {
-            State::Open(_) => self.act(Action::DropSocket { graceful }),
-            State::Connecting { .. } | State::Accepting { .. } => self.act(Action::CancelHandshake),
-            _ => {}
-        }
+        self.teardown(graceful);
         self.close();
     }
 
-    /// Stops using whatever carries the session now (socket, handshake, backoff, adopt
-    /// deadline) and requeues every unacked message; the state is Standby until the caller
-    /// says otherwise.
-    fn teardown(&mut self) {
+    /// Stops using whatever carries the session now (socket, handshake, timers) and requeues
+    /// every unacked message; the state is Standby until the caller says otherwise.
+    /// `graceful`: the open socket writes what it was handed before it closes.
+    fn teardown(&mut self, graceful: bool) {
         match std::mem::replace(&mut self.state, State::Standby) {
-            State::Open(_) => self.act(Action::DropSocket { graceful: false }),
+            State::Open(_) => self.act(Action::DropSocket { graceful }),
             State::Connecting { .. } | State::Accepting { .. } => self.act(Action::CancelHandshake),
             State::Closed => self.state = State::Closed,
             State::New | State::Replacing | State::Standby | State::Backoff => {}
         }
-        self.timers.cancel(Timer::Backoff);
-        self.timers.cancel(Timer::AdoptDeadline);
-        self.timers.cancel(Timer::Keepalive);
+        self.timers.cancel_all();
         self.session.requeue_sent();
-    }
-
-    /// The last negotiated features.
-    pub fn features(&self) -> u64 {
-        self.features
     }
 
     /// Checks a peer's claim of what it already has (the SEQ exchange) and opens the socket.

@@ -34,10 +34,6 @@ impl Timers {
         self.deadlines[t as usize] = Some(at);
     }
 
-    pub(super) fn deadline(&self, t: Timer) -> Option<Instant> {
-        self.deadlines[t as usize]
-    }
-
     pub(super) fn cancel(&mut self, t: Timer) {
         self.deadlines[t as usize] = None;
     }

@@ -84,10 +84,13 @@ impl Pipe {
     ) {
         self.handed = Some(socket);
         match outcome {
-            Ok(Completion::Opened { .. }) => {}
+            Ok(Completion::Opened { .. }) => self.handshake = None,
             // Dropping the socket closes it.
             Ok(Completion::Stale) => self.ignore_stale(attempt),
-            Err(e) => self.fault(e.into(), ctx),
+            Err(e) => {
+                self.handshake = None;
+                self.fault(e.into(), ctx)
+            }
         }
         self.drive(ctx);
         self.handed = None;
@@ -112,13 +115,12 @@ impl Pipe {
             }
             Err(e) => return self.handshake_failed(attempt, e, ctx),
         };
-        if !self.machine.handshake_is_current(attempt) {
-            return self.ignore_stale(attempt);
-        }
-        self.handshake = None;
-        self.shared.learn_addr(out.est.my_addr);
-        self.conn.set_peer_addr(out.est.peer_addr);
+        // The machine says whether the dial still counts (a stale one changes nothing).
         let outcome = self.machine.dialled(now(), attempt, &out.est);
+        if !matches!(outcome, Ok(Completion::Stale)) {
+            self.shared.learn_addr(out.est.my_addr);
+            self.conn.set_peer_addr(out.est.peer_addr);
+        }
         let socket = HandedSocket {
             stream: out.stream,
             inbuf: out.inbuf,
@@ -138,12 +140,10 @@ impl Pipe {
             Ok(v) => v,
             Err(e) => return self.handshake_failed(attempt, e, ctx),
         };
-        if !self.machine.handshake_is_current(attempt) {
-            return self.ignore_stale(attempt);
-        }
-        self.handshake = None;
-        self.conn.set_peer_addr(acc.peer_addr);
         let outcome = self.machine.accepted(now(), attempt, &acc);
+        if !matches!(outcome, Ok(Completion::Stale)) {
+            self.conn.set_peer_addr(acc.peer_addr);
+        }
         let socket = HandedSocket {
             stream,
             inbuf,

@@ -36,7 +36,6 @@ use crate::connection::{Connection, PipeLink, Target};
 use crate::counters::Counters;
 use crate::dispatcher::ConnEvent;
 use crate::error::PipeError;
-pub(crate) use crate::msgs::PipeInfo;
 use crate::msgs::{
     AcceptRoute, Deliver, DispatchItem, GetInfo, PipeControl, SendMessage, StopReader, StopWriter,
     Unregister,
@@ -94,7 +93,6 @@ pub struct Pipe {
     timer: Option<(Instant, SpawnHandle)>,
     /// Why the actor stopped, for `started()` after the restart.
     fault: Option<PipeError>,
-    started_once: bool,
     flush_scheduled: bool,
     stats_seen: PipeStats,
     policy_bytes: Option<Throttle>,
@@ -183,7 +181,6 @@ impl Pipe {
             socket: None,
             timer: None,
             fault: None,
-            started_once: false,
             flush_scheduled: false,
             stats_seen: PipeStats::default(),
             absorbed: Vec::new(),
@@ -362,8 +359,7 @@ impl Actor for Pipe {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if !std::mem::replace(&mut self.started_once, true) {
-            self.machine.start();
+        if self.machine.start() {
             return self.drive(ctx);
         }
         self.after_fault(ctx);

@@ -11,10 +11,10 @@ use msgr::session::Receive;
 use msgr::wire::{Frame, FrameDecoder, Timespec};
 use msgr::Message;
 
-use super::{HandedSocket, Pipe, PipeInfo, Socket};
+use super::{HandedSocket, Pipe, Socket};
 use crate::error::PipeError;
 use crate::msgs::{
-    Deliver, DispatchItem, GetInfo, InFrame, Incoming, MarkDown, PipeControl, PipeInbox,
+    Deliver, DispatchItem, GetInfo, InFrame, Incoming, MarkDown, PipeControl, PipeInbox, PipeInfo,
     SendMessage, SocketFault, Write,
 };
 use crate::reader::{PipeReader, ReaderConfig};
