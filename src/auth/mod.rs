@@ -6,6 +6,7 @@
 //! The primitives are RustCrypto's (`aes`, `cbc`); nothing here is hand-written cryptography.
 //! Secrets never reach `Debug` output and are zeroed when dropped.
 
+pub mod cephx;
 mod crypto;
 mod key;
 mod keyring;

@@ -1,9 +1,11 @@
 //! Typed payloads of real Ceph messages that msgr speaks.
 
+pub mod auth;
 pub mod bench;
 pub mod monmap;
 pub mod ping;
 
+pub use auth::{MAuth, MAuthReply};
 pub use bench::{BenchReply, BenchRequest, BenchStamp};
 pub use monmap::{MMonGetMap, MMonMap, MonMapSummary};
 pub use ping::{MPing, MonPingReply};
@@ -16,6 +18,8 @@ pub const CEPH_MSG_MON_MAP: u16 = 4;
 pub const CEPH_MSG_MON_GET_MAP: u16 = 5;
 /// `CEPH_MSG_AUTH`.
 pub const CEPH_MSG_AUTH: u16 = 17;
+/// `CEPH_MSG_AUTH_REPLY`.
+pub const CEPH_MSG_AUTH_REPLY: u16 = 18;
 /// `MSG_MON_PROBE`.
 pub const MSG_MON_PROBE: u16 = 67;
 
