@@ -270,6 +270,16 @@ options! {
     /// instead of sleeping (0: off). Cuts request/reply latency between threads and processes
     /// at the cost of CPU while traffic flows.
     ms_busy_poll_us: u64 = 0;
+    /// Methods demanded from mon, osd, mds and mgr peers (`cephx`, `none`, `cephx, none`).
+    /// Ceph's default is `cephx`; msgr's is empty: cephx when the messenger has keys, else none.
+    auth_cluster_required: String = String::new();
+    /// Methods demanded from other peers (clients). Empty: cephx with keys, else none.
+    auth_service_required: String = String::new();
+    /// Methods offered when dialling, in order. Ceph's default is `cephx, none`; empty: that
+    /// when the messenger has keys, else none.
+    auth_client_required: String = String::new();
+    /// Sign v1 messages on sessions opened with a cephx authorizer (and check the peer's).
+    cephx_sign_messages: bool = true;
 }
 
 impl Config {
@@ -284,6 +294,15 @@ impl Config {
         }
         if self.ms_initial_backoff > self.ms_max_backoff {
             return bad("ms_initial_backoff exceeds ms_max_backoff".into());
+        }
+        for (name, v) in [
+            ("auth_cluster_required", &self.auth_cluster_required),
+            ("auth_service_required", &self.auth_service_required),
+            ("auth_client_required", &self.auth_client_required),
+        ] {
+            if let Err(e) = crate::auth::AuthMethods::parse(v) {
+                return bad(format!("{name}: {e}"));
+            }
         }
         if self.ms_initial_backoff.is_zero() {
             return bad("ms_initial_backoff must be positive".into());

@@ -24,6 +24,10 @@ pub const CRUSH_TUNABLES5: u64 = 1 << 58;
 /// The new `entity_addr_t` form inside payloads (v1 handshakes always use the legacy form).
 pub const MSG_ADDR2: u64 = 1 << 59;
 
+/// cephx v2: the signature and authorizer formats of Luminous+ (a default mon gives v1 MAuth
+/// clients cephx only with it, spec §9.7).
+pub const CEPHX_V2: u64 = 1 << 61;
+
 /// What a fresh 16.2.15 mon requires from a CLIENT peer (spec §6).
 pub const MON_REQUIRED_FROM_CLIENT: u64 =
     CRUSH_TUNABLES | CRUSH_TUNABLES2 | CRUSH_TUNABLES3 | CRUSH_V4 | CRUSH_TUNABLES5;

@@ -48,6 +48,7 @@ mod error;
 mod handshake_io;
 mod inject;
 mod messenger;
+mod mon_auth;
 mod msgs;
 mod net;
 mod pipe;
@@ -65,6 +66,7 @@ pub use counters::CountersSnapshot;
 pub use dispatcher::{ConnEvent, Dispatched, Dispatcher, RecipientDispatcher};
 pub use error::{MessengerError, PipeError};
 pub use messenger::{Messenger, MessengerBuilder, ShutdownOutcome};
+pub use mon_auth::{MonAuth, MonAuthError, MonSession};
 pub use msgr;
 #[cfg(feature = "fault-injection")]
 pub use msgs::KillTarget;

@@ -3,6 +3,7 @@
 //! Every `ms_*` option is a flag (`--ms-inject-socket-failures 30`); `--log LEVEL` or RUST_LOG
 //! set the log level.
 
+mod auth;
 mod bench;
 mod common;
 mod ping;

@@ -1,14 +1,20 @@
-//! `msgr ping ADDR`: MPing a monitor as `client.?` (lossy_client, all features, protocol 15).
+//! `msgr ping ADDR`: MPing a monitor as `client.?` (lossy_client, all features, protocol 15),
+//! first authenticating with cephx when given `--name` / `--keyring`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use msgr_actors::msgr::auth::cephx::MonAuthClient;
 use msgr_actors::msgr::messages::{MPing, MonPingReply, CEPH_MSG_PING};
 use msgr_actors::msgr::{Config, EntityName, EntityType, Message, Policy};
-use msgr_actors::{Connection, Dispatcher, Messenger};
+use msgr_actors::{Connection, Dispatcher, Messenger, MonAuth, MonAuthError};
 use tokio::sync::mpsc;
 
+use crate::auth::{AuthArgs, Identity};
 use crate::common::PeerAddr;
+
+/// Tickets asked for, as the `ceph` command asks: MON, OSD, MGR and AUTH.
+const WANT_TICKETS: u32 = 0x35;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,6 +32,8 @@ pub struct Args {
     /// Seconds to wait for each reply.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
+    #[command(flatten)]
+    auth: AuthArgs,
 }
 
 enum Event {
@@ -52,14 +60,17 @@ impl Dispatcher for Forward {
 }
 
 pub async fn run(args: Args, config: Config) -> Result<(), String> {
+    let identity = args.auth.identity()?;
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let mon_auth = MonAuth::new();
     let m = Messenger::builder(EntityName::anonymous_client())
         .config(config)
         .default_policy(Policy::lossy_client(0))
+        .dispatcher(mon_auth.dispatcher())
         .dispatcher(Arc::new(Forward(tx)))
         .build()
         .map_err(|e| e.to_string())?;
-    let result = ping_all(&m, &args, &mut rx).await;
+    let result = ping_all(&m, &args, identity, &mon_auth, &mut rx).await;
     m.shutdown().await;
     result
 }
@@ -67,6 +78,8 @@ pub async fn run(args: Args, config: Config) -> Result<(), String> {
 async fn ping_all(
     m: &Messenger,
     args: &Args,
+    identity: Option<Identity>,
+    mon_auth: &MonAuth,
     rx: &mut mpsc::UnboundedReceiver<Event>,
 ) -> Result<(), String> {
     let ty = EntityType::from_name(&args.peer_type)
@@ -75,6 +88,29 @@ async fn ping_all(
     let why = |conn: &Connection| {
         conn.last_error()
             .map_or_else(|| "no error recorded".into(), |e| e.to_string())
+    };
+    // Held for the pings: it renews the tickets while we are connected.
+    let _session = match identity {
+        None => None,
+        Some(id) => {
+            let name = id.name.to_string();
+            let client = MonAuthClient::new(id.name, id.key, WANT_TICKETS);
+            let timeout = Duration::from_secs_f64(args.timeout);
+            let session = mon_auth
+                .authenticate(&conn, client, timeout)
+                .await
+                .map_err(|e| match e {
+                    MonAuthError::ConnectionLost => {
+                        format!("authentication as {name} failed: {e} ({})", why(&conn))
+                    }
+                    e => format!(
+                        "authentication as {name} with {} failed: {e}",
+                        args.addr.addr
+                    ),
+                })?;
+            tracing::info!(global_id = session.global_id(), "authenticated as {name}");
+            Some(session)
+        }
     };
     for i in 0..args.count {
         conn.send_message(Message::from_payload(&MPing))

@@ -56,6 +56,54 @@ fn ping_a_real_mon_prints_one_json_document_per_reply() {
 }
 
 #[test]
+fn ping_with_cephx_authenticates_and_a_key_the_mon_does_not_know_is_refused() {
+    let Some(mon) = ceph_harness::CephMon::start_cephx() else {
+        return;
+    };
+    let addr = format!("127.0.0.1:{}", mon.port);
+    let keyring = mon.admin_keyring();
+    let out = msgr()
+        .args(["ping", &addr, "--name", "client.admin", "--keyring"])
+        .arg(&keyring)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(stdout_of_success(out).trim()).unwrap();
+    assert_eq!(doc["mon_status"]["quorum"], serde_json::json!([0]), "{doc}");
+
+    // The same name with another key (a keyring ceph-authtool made, which the mon never saw).
+    let stranger = mon.dir().join("stranger.keyring");
+    let made = Command::new("ceph-authtool")
+        .arg("--create-keyring")
+        .arg(&stranger)
+        .args(["--gen-key", "-n", "client.admin"])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let out = msgr()
+        .args(["ping", &addr, "-n", "client.admin", "-k"])
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("client.admin") && err.contains("EACCES"),
+        "{err}"
+    );
+
+    // A keyring without the name asked for is a one-line error too, before any connection.
+    let out = msgr()
+        .args(["ping", &addr, "-n", "client.nobody", "-k"])
+        .arg(&keyring)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key for client.nobody"));
+}
+
+#[test]
 fn ping_failures_exit_non_zero_with_one_line_saying_why() {
     let port = ceph_harness::free_port();
     let out = msgr()

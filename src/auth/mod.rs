@@ -10,6 +10,7 @@ pub mod cephx;
 mod crypto;
 mod key;
 mod keyring;
+mod methods;
 mod signature;
 
 pub use crypto::{
@@ -18,4 +19,5 @@ pub use crypto::{
 };
 pub use key::{CryptoKey, KeyError, CEPH_CRYPTO_AES, CEPH_CRYPTO_NONE};
 pub use keyring::{AuthName, Keyring, KeyringError};
+pub use methods::{AuthMethod, AuthMethods};
 pub use signature::{sign_message, SignedFields};

@@ -1,5 +1,6 @@
-//! Starts a real ceph-mon 16.2.15 on loopback (msgr v1 only, auth none) in a temporary directory,
-//! and stops it and removes its files afterwards (spec §6's recipe).
+//! Starts a real ceph-mon 16.2.15 on loopback (msgr v1 only; auth none, or cephx with keyrings
+//! made by `ceph-authtool`) in a temporary directory, and stops it and removes its files
+//! afterwards (the v1 spec §6's recipe; the cephx spec §11's for keys).
 //!
 //! No ceph-mon on this machine: the tests that need one print why and skip, unless
 //! MSGR_REQUIRE_CEPH=1 (set by CI), which makes them fail instead.
@@ -18,7 +19,19 @@ pub struct CephMon {
     pub dir: PathBuf,
     pub port: u16,
     pub fsid: String,
+    opts: MonOpts,
     child: Option<Child>,
+}
+
+/// How the test monitor is set up.
+#[derive(Default, Clone)]
+pub struct MonOpts {
+    /// More monitors in its monmap (name, port) that the test itself plays.
+    pub peers: Vec<(String, u16)>,
+    /// cephx required everywhere, with `mon.` and `client.admin` keys made by ceph-authtool.
+    pub cephx: bool,
+    /// Extra `[global]` settings, one per line.
+    pub extra_conf: String,
 }
 
 /// True when CI demands that interop tests run.
@@ -71,7 +84,28 @@ impl CephMon {
     /// mon.a at a free port, plus more monitors in its monmap at `peers` (name, port) that the
     /// test itself plays.
     pub fn start_with(peers: &[(&str, u16)]) -> Option<CephMon> {
-        for tool in ["ceph-mon", "monmaptool"] {
+        Self::start_opts(MonOpts {
+            peers: peers.iter().map(|(n, p)| (n.to_string(), *p)).collect(),
+            ..MonOpts::default()
+        })
+    }
+
+    /// mon.a with cephx required (auth_cluster/service/client_required = cephx).
+    pub fn start_cephx() -> Option<CephMon> {
+        Self::start_opts(MonOpts {
+            cephx: true,
+            ..MonOpts::default()
+        })
+    }
+
+    /// mon.a set up as `opts` says.
+    pub fn start_opts(opts: MonOpts) -> Option<CephMon> {
+        let tools: &[&str] = if opts.cephx {
+            &["ceph-mon", "monmaptool", "ceph-authtool"]
+        } else {
+            &["ceph-mon", "monmaptool"]
+        };
+        for &tool in tools {
             if Command::new(tool)
                 .arg("--version")
                 .stdout(Stdio::null())
@@ -95,9 +129,10 @@ impl CephMon {
             dir,
             port,
             fsid,
+            opts,
             child: None,
         };
-        if let Err(e) = mon.create(peers).and_then(|_| mon.launch()) {
+        if let Err(e) = mon.create().and_then(|_| mon.launch()) {
             return unavailable(&e);
         }
         Some(mon)
@@ -107,14 +142,32 @@ impl CephMon {
         self.dir.join("ceph.conf")
     }
 
-    fn create(&self, peers: &[(&str, u16)]) -> Result<(), String> {
+    /// The `client.admin` keyring (cephx monitors).
+    pub fn admin_keyring(&self) -> PathBuf {
+        self.dir.join("admin.keyring")
+    }
+
+    /// The `mon.` keyring (cephx monitors).
+    pub fn mon_keyring(&self) -> PathBuf {
+        self.dir.join("mon.keyring")
+    }
+
+    fn create(&self) -> Result<(), String> {
         let d = self.dir.display();
-        let conf = format!(
-            "[global]\nfsid = {}\nmon_host = v1:127.0.0.1:{}\nauth_cluster_required = none\nauth_service_required = none\n\
-             auth_client_required = none\nms_bind_msgr2 = false\nmon_data = {d}/mon-$id\nrun_dir = {d}\n\
-             admin_socket = {d}/$name.asok\nlog_file = {d}/$name.log\ndebug_ms = 1\n",
-            self.fsid, self.port
+        let auth = if self.opts.cephx { "cephx" } else { "none" };
+        let mut conf = format!(
+            "[global]\nfsid = {}\nmon_host = v1:127.0.0.1:{}\nauth_cluster_required = {auth}\n\
+             auth_service_required = {auth}\nauth_client_required = {auth}\nms_bind_msgr2 = false\n\
+             mon_data = {d}/mon-$id\nrun_dir = {d}\nadmin_socket = {d}/$name.asok\n\
+             log_file = {d}/$name.log\ndebug_ms = 1\n{}\n",
+            self.fsid, self.port, self.opts.extra_conf
         );
+        if self.opts.cephx {
+            conf += &format!(
+                "keyring = {d}/admin.keyring\n[mon]\nkeyring = {d}/mon.keyring\ndebug_auth = 10\n"
+            );
+            self.make_keyrings()?;
+        }
         std::fs::write(self.conf(), conf).map_err(|e| e.to_string())?;
         let monmap = self.dir.join("monmap");
         let mut cmd = Command::new("monmaptool");
@@ -122,17 +175,41 @@ impl CephMon {
         cmd.arg("--addv")
             .arg("a")
             .arg(format!("[v1:127.0.0.1:{}]", self.port));
-        for (name, port) in peers {
+        for (name, port) in &self.opts.peers {
             cmd.arg("--addv")
                 .arg(name)
                 .arg(format!("[v1:127.0.0.1:{port}]"));
         }
         run(cmd.arg(&monmap))?;
-        run(Command::new("ceph-mon")
-            .args(["--mkfs", "-i", "a", "--monmap"])
+        let mut mkfs = Command::new("ceph-mon");
+        mkfs.args(["--mkfs", "-i", "a", "--monmap"])
             .arg(&monmap)
             .arg("-c")
-            .arg(self.conf()))?;
+            .arg(self.conf());
+        if self.opts.cephx {
+            mkfs.arg("--keyring").arg(self.mon_keyring());
+        }
+        run(&mut mkfs)?;
+        Ok(())
+    }
+
+    /// `mon.` and `client.admin` keys, as the spec's §11 lab made them.
+    fn make_keyrings(&self) -> Result<(), String> {
+        let (mon, admin) = (self.mon_keyring(), self.admin_keyring());
+        run(Command::new("ceph-authtool")
+            .arg("--create-keyring")
+            .arg(&mon)
+            .args(["--gen-key", "-n", "mon.", "--cap", "mon", "allow *"]))?;
+        run(Command::new("ceph-authtool")
+            .arg("--create-keyring")
+            .arg(&admin)
+            .args(["--gen-key", "-n", "client.admin"])
+            .args(["--cap", "mon", "allow *", "--cap", "osd", "allow *"])
+            .args(["--cap", "mgr", "allow *", "--cap", "mds", "allow *"]))?;
+        run(Command::new("ceph-authtool")
+            .arg(&mon)
+            .arg("--import-keyring")
+            .arg(&admin))?;
         Ok(())
     }
 
@@ -189,6 +266,15 @@ impl CephMon {
 
     fn output(&self) -> String {
         std::fs::read_to_string(self.dir.join("mon.out")).unwrap_or_default()
+    }
+
+    /// Runs the real `ceph` command against this monitor (with its keyring when cephx).
+    pub fn ceph(&self, args: &[&str]) -> Result<String, String> {
+        run(Command::new("ceph")
+            .arg("-c")
+            .arg(self.conf())
+            .args(["--connect-timeout", "20"])
+            .args(args))
     }
 
     /// `ceph mon getmap` then `monmaptool --print`: the reference view of the monmap.
