@@ -75,6 +75,13 @@ pub enum DecodeError {
         /// The cap.
         cap: u64,
     },
+    /// The message's signature is not the one its session key gives (a forged or damaged
+    /// message on a signed session): it is not delivered, and the socket is faulted.
+    #[error("message seq {seq}: signature check failed")]
+    BadSignature {
+        /// Sequence number of the message.
+        seq: u64,
+    },
     /// The footer lacks the COMPLETE flag: the sender aborted the message.
     #[error("message seq {seq} aborted by sender (footer without COMPLETE)")]
     Aborted {

@@ -20,4 +20,4 @@ pub use crypto::{
 pub use key::{CryptoKey, KeyError, CEPH_CRYPTO_AES, CEPH_CRYPTO_NONE};
 pub use keyring::{AuthName, Keyring, KeyringError};
 pub use methods::{AuthMethod, AuthMethods};
-pub use signature::{sign_message, SignedFields};
+pub use signature::{sign_message, MessageSigner, SignedFields};

@@ -61,6 +61,39 @@ pub fn sign_message(key: &CryptoKey, f: &SignedFields, cephx_v2: bool) -> u64 {
     }
 }
 
+/// Signs and checks one connection's messages with its session key (spec §9.10).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageSigner {
+    key: CryptoKey,
+    cephx_v2: bool,
+}
+
+impl std::fmt::Debug for MessageSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageSigner")
+            .field("cephx_v2", &self.cephx_v2)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessageSigner {
+    /// The signer for a session opened with an authorizer whose session key is `key`, when
+    /// the negotiated `features` carry MSG_AUTH (without it footers have no signature field,
+    /// and Ceph does not sign). CEPHX_V2 picks the scheme.
+    pub fn for_session(key: &CryptoKey, features: u64) -> Option<Self> {
+        use crate::features::{has_all, CEPHX_V2, MSG_AUTH};
+        has_all(features, MSG_AUTH).then(|| MessageSigner {
+            key: key.clone(),
+            cephx_v2: has_all(features, CEPHX_V2),
+        })
+    }
+
+    /// The signature of a message with these fields.
+    pub fn sign(&self, f: &SignedFields) -> u64 {
+        sign_message(&self.key, f, self.cephx_v2)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

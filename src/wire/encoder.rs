@@ -6,6 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::crc::ceph_crc32c;
 use super::header::{Footer, FooterFlags, Header, FOOTER_LEN, HEADER_LEN};
 use super::{Tag, Timespec};
+use crate::auth::{MessageSigner, SignedFields};
 use crate::message::Message;
 
 /// One encoded frame: at most five chunks in wire order. Sections up to
@@ -75,6 +76,7 @@ impl FrameChunks {
 pub struct FrameEncoder {
     msg_auth: bool,
     crc_data: bool,
+    signer: Option<MessageSigner>,
     scratch: BytesMut,
 }
 
@@ -88,8 +90,16 @@ impl FrameEncoder {
         FrameEncoder {
             msg_auth,
             crc_data,
+            signer: None,
             scratch: BytesMut::new(),
         }
+    }
+
+    /// Signs every message with `signer` (a session opened with a cephx authorizer, MSG_AUTH
+    /// negotiated; spec §9.10).
+    pub fn with_signer(mut self, signer: Option<MessageSigner>) -> Self {
+        self.signer = signer.filter(|_| self.msg_auth);
+        self
     }
 
     fn reserve(&mut self, n: usize) {
@@ -154,16 +164,22 @@ impl FrameEncoder {
             flags |= FooterFlags::NOCRC;
             0
         };
-        let footer = Footer {
+        let mut footer = Footer {
             front_crc: ceph_crc32c(0, &msg.front),
             middle_crc: ceph_crc32c(0, &msg.middle),
             data_crc,
             sig: 0,
             flags: FooterFlags(flags),
         };
+        let head = header.encode();
+        if let Some(signer) = &self.signer {
+            let crc = u32::from_le_bytes(head[HEADER_LEN - 4..].try_into().expect("4 bytes"));
+            footer.sig = signer.sign(&signed_fields(&header, crc, &footer));
+            footer.flags = FooterFlags(flags | FooterFlags::SIGNED);
+        }
         self.reserve(1 + HEADER_LEN + 3 * INLINE_MAX + FOOTER_LEN);
         self.scratch.put_u8(Tag::Msg as u8);
-        self.scratch.put_slice(&header.encode());
+        self.scratch.put_slice(&head);
         self.section(out, &msg.front);
         self.section(out, &msg.middle);
         self.section(out, &msg.data);
@@ -183,6 +199,20 @@ impl FrameEncoder {
         if !self.scratch.is_empty() {
             out.push(self.scratch.split().freeze());
         }
+    }
+}
+
+/// What a signature covers, from a header (with its CRC) and a footer.
+pub(crate) fn signed_fields(h: &Header, header_crc: u32, f: &Footer) -> SignedFields {
+    SignedFields {
+        header_crc,
+        front_crc: f.front_crc,
+        middle_crc: f.middle_crc,
+        data_crc: f.data_crc,
+        front_len: h.front_len,
+        middle_len: h.middle_len,
+        data_len: h.data_len,
+        seq: h.seq,
     }
 }
 
