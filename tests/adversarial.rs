@@ -75,6 +75,7 @@ async fn handshaken(server: EntityAddr) -> (TcpStream, bool) {
         in_seq: 0,
         protocol_version: protocol_version(EntityType::CLIENT, EntityType::OSD, true),
         authorizer: None,
+        cephx: None,
         learn_addr: true,
     });
     let mut inbuf = BytesMut::new();

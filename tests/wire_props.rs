@@ -213,7 +213,7 @@ proptest! {
             my_addr: EntityAddr::blank(1), my_type: EntityType::CLIENT,
             peer_addr: "127.0.0.1:6800/1".parse().unwrap(), check_peer_nonce: false,
             policy: Policy::lossy_client(0), global_seq: 1, connect_seq: 0, in_seq: 0,
-            protocol_version: 0, authorizer: None, learn_addr: true,
+            protocol_version: 0, authorizer: None, cephx: None, learn_addr: true,
         });
         let largest = largest_allocation(|| {
             let (mut a, mut c) = (BytesMut::new(), BytesMut::new());

@@ -121,7 +121,7 @@ async fn accept_handshake(
 ) -> Result<(), PipeError> {
     let mut stream = net::attach(std_stream)?;
     let peer = stream.peer_addr()?;
-    let mut acceptor = Acceptor::new(shared.my_addr(), peer);
+    let mut acceptor = Acceptor::new(shared.my_addr(), peer).with_auth(shared.auth.socket_auth());
     let mut inbuf = BytesMut::with_capacity(512);
     let deadline = shared.config.ms_connection_ready_timeout;
     let handed_over = tokio::time::timeout(deadline, async {
@@ -147,6 +147,10 @@ async fn accept_handshake(
             };
             if let Decision::Open { .. } = decision {
                 return Ok::<HandOver, PipeError>(Some((pipe, (decision, decided_at), req)));
+            }
+            if let (Decision::BadAuthorizer, Some(why)) = (decision, &req.auth.refusal) {
+                Counters::add(&shared.counters.unsharded().bad_authorizers, 1);
+                tracing::warn!(%peer, host_type = %peer_type, error = %why, "refusing an authorizer");
             }
             if matches!(
                 decision,

@@ -96,6 +96,11 @@ counters! {
         session_resets,
         /// Sessions created (dialled or accepted).
         connections_created,
+        /// Connects refused with BADAUTHORIZER (a method not allowed, a bad, expired or
+        /// replayed cephx authorizer).
+        bad_authorizers,
+        /// Messages whose cephx signature did not verify (never delivered; the socket faults).
+        bad_signatures,
         /// Messages a false ACK released before the peer had them, found out at the next SEQ
         /// exchange (v1 ACKs carry no CRC; see docs/semantics.md). Lost; should stay 0.
         lost_to_false_acks,
@@ -114,6 +119,10 @@ impl Counters {
         let c = match kind {
             "io" | "peer_closed" => &self.faults_io,
             "decode" | "sequence" => &self.faults_decode,
+            "signature" => {
+                Self::add(&self.bad_signatures, 1);
+                &self.faults_decode
+            }
             "handshake" | "wait" => &self.faults_handshake,
             "handshake_timeout" | "stalled" | "idle" => &self.faults_timeout,
             _ => &self.faults_injected,

@@ -49,6 +49,7 @@ impl PipeError {
     pub fn kind(&self) -> &'static str {
         match self {
             PipeError::Io(_) => "io",
+            PipeError::Decode(msgr::DecodeError::BadSignature { .. }) => "signature",
             PipeError::Decode(_) => "decode",
             PipeError::Session(_) => "sequence",
             PipeError::Handshake(_) => "handshake",

@@ -38,6 +38,7 @@
 
 mod accepter;
 mod admin_socket;
+mod auth;
 mod busy_poll;
 mod closing;
 mod connection;
@@ -61,6 +62,7 @@ mod shared;
 mod throttle;
 mod writer;
 
+pub use auth::{AuthSetup, SharedServiceKey, TicketSource};
 pub use connection::{Connection, SendError};
 pub use counters::CountersSnapshot;
 pub use dispatcher::{ConnEvent, Dispatched, Dispatcher, RecipientDispatcher};

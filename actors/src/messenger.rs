@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use crate::accepter::Accepter;
 use crate::admin_socket::{expand_path, AdminSocket};
+use crate::auth::{AuthSetup, RuntimeAuth};
 use crate::connection::{Connection, LocalTarget, Target};
 use crate::counters::CountersSnapshot;
 use crate::dispatch::DispatchQueue;
@@ -49,6 +50,7 @@ pub struct MessengerBuilder {
     policies: HashMap<EntityType, Policy>,
     dispatchers: Vec<Arc<dyn Dispatcher>>,
     authorizer: Option<Authorizer>,
+    auth: AuthSetup,
     nonce: Option<u32>,
     shutdown_flush_limit: Duration,
     shared_shards: Option<(
@@ -96,6 +98,14 @@ impl MessengerBuilder {
         self
     }
 
+    /// What the messenger authenticates with: service keys that verify the cephx authorizers
+    /// presented to it, and where its dials get tickets. The `auth_*_required` options say
+    /// which methods are demanded and offered.
+    pub fn auth(mut self, setup: AuthSetup) -> Self {
+        self.auth = setup;
+        self
+    }
+
     /// Our address nonce (default: 0 for a monitor, as Ceph's monitors always have, since
     /// monmaps list them with nonce 0; random for every other entity type).
     pub fn nonce(mut self, nonce: u32) -> Self {
@@ -114,6 +124,7 @@ impl MessengerBuilder {
     /// registry and dispatch queues. Must be called inside a running actix `System`.
     pub fn build(self) -> Result<Messenger, MessengerError> {
         self.config.validate()?;
+        let auth = RuntimeAuth::resolve(&self.config, self.auth, self.authorizer)?;
         let (arbiters, (handles, next_shard)) = match self.shared_shards {
             Some(set) => (Vec::new(), set),
             None => {
@@ -134,7 +145,7 @@ impl MessengerBuilder {
             self.default_policy,
             self.policies,
             self.dispatchers,
-            self.authorizer,
+            auth,
             nonce,
             handles,
             next_shard,
@@ -224,6 +235,7 @@ impl Messenger {
             policies: HashMap::new(),
             dispatchers: Vec::new(),
             authorizer: None,
+            auth: AuthSetup::default(),
             nonce: None,
             shutdown_flush_limit: SHUTDOWN_FLUSH_LIMIT,
             shared_shards: None,

@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use msgr::auth::cephx::{CephxError, MonAuthClient, MonAuthStep, Ticket};
 use msgr::messages::{MAuthReply, CEPH_MSG_AUTH_REPLY};
@@ -32,6 +32,7 @@ use msgr::Message;
 use rand::RngCore;
 use tokio::sync::mpsc;
 
+use crate::auth::{wall_clock, TicketSource};
 use crate::connection::Connection;
 use crate::dispatcher::Dispatcher;
 
@@ -92,9 +93,22 @@ impl Dispatcher for AuthDispatcher {
 
 /// Runs cephx authentications with monitors for one messenger. Add [`MonAuth::dispatcher`] to
 /// the messenger first, so MAuthReplies reach it before the application's dispatchers.
+///
+/// It is also a [`TicketSource`]: give it to the messenger's [`crate::AuthSetup`] and dials to OSDs,
+/// MGRs and monitors present the tickets of the latest authenticated session.
 #[derive(Clone, Default)]
 pub struct MonAuth {
     routes: Arc<Routes>,
+    current: Arc<Mutex<Option<Arc<Mutex<SessionState>>>>>,
+}
+
+impl TicketSource for MonAuth {
+    fn ticket(&self, service_id: u32) -> Option<(Ticket, u64)> {
+        let current = self.current.lock().expect("mon auth lock").clone()?;
+        let s = current.lock().expect("mon session lock");
+        let ticket = s.client.tickets().valid(service_id, wall_clock())?.clone();
+        Some((ticket, s.client.global_id()))
+    }
 }
 
 /// What an authenticated mon session has, shared with its renewal task.
@@ -154,12 +168,6 @@ impl MonSession {
     }
 }
 
-fn wall_clock() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
 impl MonAuth {
     /// A new authenticator with no sessions.
     pub fn new() -> Self {
@@ -210,6 +218,7 @@ impl MonAuth {
             renewals: 0,
             last_error: None,
         }));
+        *self.current.lock().expect("mon auth lock") = Some(state.clone());
         let renewal = actix_rt::spawn(renew(conn.clone(), state.clone(), rx, timeout));
         Ok(MonSession {
             state,

@@ -8,9 +8,10 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use actix::Recipient;
 use actix_rt::ArbiterHandle;
-use msgr::handshake::{protocol_version, Authorizer};
+use msgr::handshake::protocol_version;
 use msgr::{Config, EntityAddr, EntityName, EntityType, Policy};
 
+use crate::auth::RuntimeAuth;
 use crate::closing::ClosingSockets;
 use crate::counters::ShardedCounters;
 use crate::dispatcher::Dispatcher;
@@ -29,7 +30,8 @@ pub(crate) struct Shared {
     pub(crate) default_policy: Policy,
     pub(crate) policies: HashMap<EntityType, Policy>,
     pub(crate) dispatchers: Vec<Arc<dyn Dispatcher>>,
-    pub(crate) authorizer: Option<Authorizer>,
+    /// Authentication: incoming checks, what dials present.
+    pub(crate) auth: RuntimeAuth,
     pub(crate) counters: ShardedCounters,
     pub(crate) injector: Injector,
     pub(crate) dispatch_throttle: Throttle,
@@ -68,7 +70,7 @@ impl Shared {
         default_policy: Policy,
         policies: HashMap<EntityType, Policy>,
         dispatchers: Vec<Arc<dyn Dispatcher>>,
-        authorizer: Option<Authorizer>,
+        auth: RuntimeAuth,
         nonce: u32,
         shards: Vec<ArbiterHandle>,
         next_shard: Arc<AtomicUsize>,
@@ -83,7 +85,7 @@ impl Shared {
             default_policy,
             policies,
             dispatchers,
-            authorizer,
+            auth,
             counters: ShardedCounters::new(shards.len()),
             nonce,
             global_seq: AtomicU32::new(0),

@@ -94,6 +94,7 @@ fn handshake(s: &TcpStream, server: SocketAddr, nonce: u32) {
         in_seq: 0,
         protocol_version: protocol_version(EntityType::CLIENT, EntityType::OSD, true),
         authorizer: None,
+        cephx: None,
         learn_addr: true,
     });
     let mut buf = BytesMut::new();

@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         in_seq: 5,
         protocol_version: 15,
         authorizer: None,
+        cephx: None,
         learn_addr: true,
     });
     let mut buf = BytesMut::new();

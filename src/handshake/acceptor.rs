@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::server_auth::{AuthOutcome, AuthStep, SocketAuth};
 use super::{HandshakeError, MAX_AUTHORIZER_LEN};
+use crate::auth::CryptoKey;
 use crate::entity::{EntityAddr, EntityType, ENTITY_ADDR_LEN};
 use crate::error::DecodeError;
 use crate::features::RECONNECT_SEQ;
@@ -28,6 +30,8 @@ pub struct ConnectRequest {
     pub authorizer: Bytes,
     /// The peer's address: what it claimed, with a blank IP filled from the socket.
     pub peer_addr: EntityAddr,
+    /// The verdict on the authorizer (the runtime passes `auth.is_valid()` to [`decide`]).
+    pub auth: AuthOutcome,
 }
 
 /// What the runtime knows about an existing session with the same peer address.
@@ -236,6 +240,8 @@ pub struct Accepted {
     /// READY was sent because the peer restarted or lacks RECONNECT_SEQ: in_seq restarts and
     /// requeued messages are dropped.
     pub restart_in_seq: bool,
+    /// The session key of the peer's cephx authorizer (signs messages).
+    pub session_key: Option<CryptoKey>,
 }
 
 /// Events for the runtime.
@@ -264,6 +270,7 @@ pub struct Acceptor {
     out: BytesMut,
     socket_peer: SocketAddr,
     peer_addr: EntityAddr,
+    auth: SocketAuth,
 }
 
 const CLIENT_HELLO_LEN: usize = BANNER.len() + ENTITY_ADDR_LEN;
@@ -280,7 +287,14 @@ impl Acceptor {
             out,
             socket_peer,
             peer_addr: EntityAddr::blank(0),
+            auth: SocketAuth::default(),
         }
+    }
+
+    /// Checks authorizers with `auth` (without it: auth none from everyone).
+    pub fn with_auth(mut self, auth: SocketAuth) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// Bytes to write, if any.
@@ -345,10 +359,24 @@ impl Acceptor {
                         return Ok(None);
                     }
                     let authorizer = buf.split_to(connect.authorizer_len as usize).freeze();
+                    let step = self.auth.check(
+                        connect.host_type,
+                        connect.authorizer_protocol,
+                        &authorizer,
+                    );
+                    let auth = match step {
+                        AuthStep::Done(outcome) => outcome,
+                        AuthStep::Challenge(sealed) => {
+                            self.challenge(&connect, &sealed);
+                            self.state = State::Connect;
+                            continue;
+                        }
+                    };
                     let req = ConnectRequest {
                         connect,
                         authorizer,
                         peer_addr: self.peer_addr,
+                        auth,
                     };
                     self.state = State::AwaitDecision(req.clone());
                     return Ok(Some(AcceptorEvent::Connect(req)));
@@ -365,6 +393,21 @@ impl Acceptor {
                 State::AwaitDecision(_) | State::Done => return Ok(None),
             }
         }
+    }
+
+    /// CHALLENGE_AUTHORIZER: the peer resends its connect with the challenge answered.
+    fn challenge(&mut self, c: &ConnectMsg, sealed: &[u8]) {
+        let reply = ConnectReply {
+            tag: Tag::ChallengeAuthorizer as u8,
+            features: c.features,
+            global_seq: 0,
+            connect_seq: c.connect_seq,
+            protocol_version: c.protocol_version,
+            authorizer_len: sealed.len() as u32,
+            flags: 0,
+        };
+        self.out.put_slice(&reply.encode());
+        self.out.put_slice(sealed);
     }
 
     /// Writes the reply for `decision`. Refusals and retries go back to waiting for another
@@ -411,7 +454,9 @@ impl Acceptor {
                 reply.features = policy.features_supported;
                 reply.connect_seq = c.connect_seq.wrapping_add(1);
                 reply.flags = if policy.lossy { CONNECT_FLAG_LOSSY } else { 0 };
+                reply.authorizer_len = req.auth.reply.len() as u32;
                 self.out.put_slice(&reply.encode());
+                self.out.put_slice(&req.auth.reply);
                 let accepted = Accepted {
                     peer_addr: req.peer_addr,
                     peer_type: c.host_type,
@@ -421,6 +466,7 @@ impl Acceptor {
                     lossy: policy.lossy,
                     peer_acked_seq: None,
                     restart_in_seq: !seq,
+                    session_key: req.auth.session_key.clone(),
                 };
                 if seq {
                     self.out.put_u64_le(ctx.in_seq);

@@ -7,8 +7,10 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::authorizer::Authorizer;
+use super::authorizer::{Authorizer, CEPH_AUTH_CEPHX};
 use super::{HandshakeError, MAX_AUTHORIZER_LEN};
+use crate::auth::cephx::ClientAuthorizer;
+use crate::auth::CryptoKey;
 use crate::entity::{EntityAddr, EntityType, ENTITY_ADDR_LEN};
 use crate::error::DecodeError;
 use crate::features;
@@ -37,8 +39,11 @@ pub struct ConnectorParams {
     pub in_seq: u64,
     /// Protocol version to send (see [`super::protocol_version`]).
     pub protocol_version: u32,
-    /// Authorizer to send, if any.
+    /// Authorizer to send, if any (auth none).
     pub authorizer: Option<Authorizer>,
+    /// A cephx authorizer to send instead (spec §9.8): it answers the server's challenge, and
+    /// the server's reply must prove it read it.
+    pub cephx: Option<ClientAuthorizer>,
     /// Learn our IP from the address the server saw.
     pub learn_addr: bool,
 }
@@ -62,6 +67,8 @@ pub struct Established {
     pub lossy: bool,
     /// From SEQ: the last of our messages the server has (drop requeued up to it). None after READY.
     pub peer_acked_seq: Option<u64>,
+    /// The session key of the cephx authorizer the server accepted (signs messages).
+    pub session_key: Option<CryptoKey>,
 }
 
 /// Something the runtime must act on.
@@ -89,7 +96,7 @@ enum State {
     Reply,
     /// Reply read; waiting for its authorizer bytes.
     ReplyAuthorizer(ConnectReply),
-    /// SEQ read; waiting for the server's u64 in_seq.
+    /// SEQ read with its authorizer; waiting for the server's u64 in_seq.
     SeqAck(ConnectReply),
     /// Waiting for the runtime's new global_seq.
     AwaitGlobalSeq,
@@ -162,9 +169,10 @@ impl Connector {
     }
 
     fn send_connect(&mut self) {
-        let (auth_proto, auth_blob) = match &self.p.authorizer {
-            Some(a) => (a.protocol, a.blob.clone()),
-            None => (0, Bytes::new()),
+        let (auth_proto, auth_blob) = match (&self.p.cephx, &self.p.authorizer) {
+            (Some(c), _) => (CEPH_AUTH_CEPHX, c.encode()),
+            (None, Some(a)) => (a.protocol, a.blob.clone()),
+            (None, None) => (0, Bytes::new()),
         };
         let msg = ConnectMsg {
             features: self.p.policy.features_supported,
@@ -214,10 +222,9 @@ impl Connector {
                     if buf.len() < reply.authorizer_len as usize {
                         return Ok(None);
                     }
-                    // With auth none the reply authorizer carries nothing we use.
-                    buf.advance(reply.authorizer_len as usize);
+                    let auth = buf.split_to(reply.authorizer_len as usize).freeze();
                     self.state = State::Reply;
-                    if let Some(ev) = self.handle_reply(reply)? {
+                    if let Some(ev) = self.handle_reply(reply, &auth)? {
                         return Ok(Some(ev));
                     }
                 }
@@ -270,6 +277,7 @@ impl Connector {
     fn handle_reply(
         &mut self,
         reply: ConnectReply,
+        auth: &[u8],
     ) -> Result<Option<ConnectorEvent>, HandshakeError> {
         let fail = |s: &mut Self, e| {
             s.state = State::Done;
@@ -288,7 +296,17 @@ impl Connector {
                 },
             ),
             Some(Tag::BadAuthorizer) => fail(self, HandshakeError::BadAuthorizer),
-            Some(Tag::ChallengeAuthorizer) => fail(self, HandshakeError::ChallengeUnsupported),
+            Some(Tag::ChallengeAuthorizer) => {
+                let Some(cephx) = self.p.cephx.as_mut() else {
+                    return fail(self, HandshakeError::ChallengeUnsupported);
+                };
+                if let Err(e) = cephx.answer_challenge(auth) {
+                    return fail(self, HandshakeError::Cephx(e));
+                }
+                // The same connect again, now answering the challenge.
+                self.send_connect();
+                Ok(None)
+            }
             Some(Tag::ResetSession) => {
                 self.p.connect_seq = 0;
                 self.p.in_seq = 0;
@@ -311,12 +329,27 @@ impl Connector {
                 Ok(Some(ConnectorEvent::Wait))
             }
             Some(Tag::Seq) => {
+                self.check_reply_authorizer(auth)?;
                 self.state = State::SeqAck(reply);
                 Ok(None)
             }
-            Some(Tag::Ready) => self.ready(reply, None).map(Some),
+            Some(Tag::Ready) => {
+                self.check_reply_authorizer(auth)?;
+                self.ready(reply, None).map(Some)
+            }
             _ => fail(self, HandshakeError::UnexpectedTag(reply.tag)),
         }
+    }
+
+    /// An open reply must prove the server read our cephx authorizer (nonce + 1).
+    fn check_reply_authorizer(&mut self, auth: &[u8]) -> Result<(), HandshakeError> {
+        if let Some(cephx) = &self.p.cephx {
+            if let Err(e) = cephx.verify_reply(auth) {
+                self.state = State::Done;
+                return Err(HandshakeError::Cephx(e));
+            }
+        }
+        Ok(())
     }
 
     fn ready(
@@ -345,6 +378,7 @@ impl Connector {
             global_seq: self.p.global_seq,
             lossy: reply.flags & CONNECT_FLAG_LOSSY != 0,
             peer_acked_seq: acked,
+            session_key: self.p.cephx.as_ref().map(|c| c.session_key().clone()),
         }))
     }
 }

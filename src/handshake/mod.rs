@@ -8,6 +8,7 @@ pub mod authorizer;
 pub mod connector;
 #[cfg(test)]
 mod pair_tests;
+pub mod server_auth;
 
 pub use acceptor::{
     decide, AcceptContext, Accepted, Acceptor, AcceptorEvent, ConnectRequest, Decision,
@@ -15,6 +16,7 @@ pub use acceptor::{
 };
 pub use authorizer::{AuthNoneAuthorizer, Authorizer};
 pub use connector::{Connector, ConnectorEvent, ConnectorParams, Established};
+pub use server_auth::{AuthOutcome, AuthRefusal, ServerAuth, SocketAuth};
 
 use crate::entity::EntityType;
 use crate::error::DecodeError;
@@ -104,6 +106,10 @@ pub enum HandshakeError {
     /// A reply tag that makes no sense here.
     #[error("unexpected reply tag {0}")]
     UnexpectedTag(u8),
+    /// A cephx step failed: the server's challenge or reply did not open with our ticket's
+    /// session key, or our service could not verify the peer's authorizer.
+    #[error("cephx: {0}")]
+    Cephx(#[from] crate::auth::cephx::CephxError),
     /// The runtime called a method the state machine was not ready for.
     #[error("handshake used out of order: {0}")]
     OutOfOrder(&'static str),

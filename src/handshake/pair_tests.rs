@@ -21,6 +21,7 @@ fn client_params() -> ConnectorParams {
         in_seq: 0,
         protocol_version: protocol_version(EntityType::CLIENT, EntityType::OSD, true),
         authorizer: None,
+        cephx: None,
         learn_addr: true,
     }
 }
@@ -339,6 +340,7 @@ fn req(gs: u32, cs: u32, peer: &str) -> ConnectRequest {
         },
         authorizer: bytes::Bytes::new(),
         peer_addr: peer.parse().unwrap(),
+        auth: Default::default(),
     }
 }
 

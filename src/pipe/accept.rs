@@ -154,6 +154,7 @@ impl Machine {
             acc.peer_acked_seq,
             acc.restart_in_seq,
             true,
+            acc.session_key.as_ref(),
         )?;
         self.act(Action::Event(PipeEvent::Accept));
         Ok(Completion::Opened { gen })

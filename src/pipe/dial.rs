@@ -106,7 +106,14 @@ impl Machine {
         self.book.peer_global_seq = est.peer_global_seq;
         self.session.set_lossy(est.lossy);
         let restart = est.peer_acked_seq.is_none();
-        let gen = self.open_socket(now, est.features, est.peer_acked_seq, restart, false)?;
+        let gen = self.open_socket(
+            now,
+            est.features,
+            est.peer_acked_seq,
+            restart,
+            false,
+            est.session_key.as_ref(),
+        )?;
         self.act(Action::Event(PipeEvent::Connect));
         Ok(Completion::Opened { gen })
     }

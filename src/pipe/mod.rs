@@ -33,6 +33,7 @@ mod timers;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::auth::{CryptoKey, MessageSigner};
 use crate::policy::{Backoff, Policy};
 use crate::session::{Session, SessionError, SessionStats};
 
@@ -70,6 +71,9 @@ pub struct PipeConfig {
     pub crc_data: bool,
     /// Seeds the out_seq a reset session starts from (with MSG_AUTH, Ceph starts it at random).
     pub seed: u64,
+    /// Sign messages (and check the peer's) on sessions opened with a cephx authorizer
+    /// (`cephx_sign_messages`).
+    pub sign_messages: bool,
 }
 
 /// What the runtime must do, in the order given.
@@ -94,6 +98,8 @@ pub enum Action {
         gen: u64,
         /// The negotiated features.
         features: u64,
+        /// Checks the peer's message signatures (a session opened with cephx).
+        verifier: Option<MessageSigner>,
     },
     /// Stop using the open socket. `graceful`: write what was handed over, then close, and read
     /// on until the peer closes (a mark-down); otherwise drop it now.
@@ -327,6 +333,7 @@ impl Machine {
         peer_acked: Option<u64>,
         restart_in_seq: bool,
         accepted: bool,
+        session_key: Option<&CryptoKey>,
     ) -> Result<u64, SessionError> {
         match peer_acked.map(|acked| self.session.skip_acked_by_peer(acked)) {
             Some(Ok(_)) => {}
@@ -351,13 +358,22 @@ impl Machine {
             replied: false,
         };
         self.backoff.reset();
-        self.state = State::Open(state::Open::new(self.gen, features, self.cfg.crc_data));
+        let signer = session_key
+            .filter(|_| self.cfg.sign_messages)
+            .and_then(|k| MessageSigner::for_session(k, features));
+        self.state = State::Open(state::Open::new(
+            self.gen,
+            features,
+            self.cfg.crc_data,
+            signer.clone(),
+        ));
         self.timers.cancel(Timer::Backoff);
         self.timers.cancel(Timer::AdoptDeadline);
         self.arm_keepalive(now);
         self.act(Action::OpenSocket {
             gen: self.gen,
             features,
+            verifier: signer,
         });
         Ok(self.gen)
     }

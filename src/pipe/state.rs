@@ -1,5 +1,6 @@
 //! The machine's states, and the small records that outlive a socket.
 
+use crate::auth::MessageSigner;
 use crate::handshake::connector::uses_msg_auth;
 use crate::wire::{FrameEncoder, Timespec};
 
@@ -45,11 +46,16 @@ pub(super) struct Open {
 }
 
 impl Open {
-    pub(super) fn new(gen: u64, features: u64, crc_data: bool) -> Self {
+    pub(super) fn new(
+        gen: u64,
+        features: u64,
+        crc_data: bool,
+        signer: Option<MessageSigner>,
+    ) -> Self {
         Open {
             gen,
             features,
-            encoder: FrameEncoder::new(uses_msg_auth(features), crc_data),
+            encoder: FrameEncoder::new(uses_msg_auth(features), crc_data).with_signer(signer),
             keepalive2_acks: Vec::new(),
         }
     }

@@ -24,6 +24,7 @@ fn config(policy: Policy) -> PipeConfig {
         default_priority: None,
         crc_data: true,
         seed: 7,
+        sign_messages: true,
     }
 }
 
@@ -55,6 +56,7 @@ fn open(policy: Policy, now: Instant) -> Machine {
         global_seq: 1,
         lossy: policy.lossy,
         peer_acked_seq: Some(0),
+        session_key: None,
     };
     assert!(matches!(
         m.dialled(now, attempt, &est),

@@ -51,6 +51,7 @@ impl Script {
             default_priority: None,
             crc_data: true,
             seed: 1,
+            sign_messages: true,
         });
         m.start();
         Script {
@@ -153,6 +154,7 @@ fn connect(connect_seq: u32, global_seq: u32) -> ConnectRequest {
         },
         authorizer: Bytes::new(),
         peer_addr: peer(),
+        auth: Default::default(),
     }
 }
 
@@ -166,6 +168,7 @@ fn established(connect_seq: u32) -> Established {
         global_seq: 1,
         lossy: false,
         peer_acked_seq: Some(0),
+        session_key: None,
     }
 }
 
@@ -179,6 +182,7 @@ fn accepted(connect_seq: u32) -> Accepted {
         lossy: false,
         peer_acked_seq: Some(0),
         restart_in_seq: false,
+        session_key: None,
     }
 }
 

@@ -250,6 +250,7 @@ fn config(policy: Policy, dialable: bool, dial_first: bool, seed: u64) -> PipeCo
         default_priority: None,
         crc_data: true,
         seed,
+        sign_messages: true,
     }
 }
 
@@ -580,7 +581,7 @@ impl World {
                         }
                     }
                 }
-                Action::OpenSocket { gen, features } => self.open(node, pipe, gen, features),
+                Action::OpenSocket { gen, features, .. } => self.open(node, pipe, gen, features),
                 Action::DropSocket { .. } => {
                     if let Some(s) = self.pipe(node, pipe).open_sock.take() {
                         let end = self.end_of(s, node);

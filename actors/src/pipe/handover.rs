@@ -4,7 +4,6 @@
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use msgr::handshake::authorizer::verify_auth_none;
 use msgr::handshake::{AcceptContext, Accepted, ConnectorParams, ReplyContext};
 use msgr::pipe::{Adoption, Completion};
 
@@ -28,6 +27,14 @@ impl Pipe {
             return self.machine.dial_impossible(attempt);
         };
         tracing::trace!(peer = %peer, cs = connect_seq, "dialling");
+        let (authorizer, cephx) = match self.shared.auth.dial_auth(self.conn.peer_type()) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(peer = %peer, error = %e, "cannot authenticate to the peer");
+                let e = PipeError::Handshake(msgr::handshake::HandshakeError::Cephx(e));
+                return self.handshake_failed(attempt, e, ctx);
+            }
+        };
         let cfg = &self.shared.config;
         let params = ConnectorParams {
             my_addr: self.shared.my_addr(),
@@ -39,7 +46,8 @@ impl Pipe {
             connect_seq,
             in_seq,
             protocol_version: self.shared.protocol_version(self.conn.peer_type(), true),
-            authorizer: self.shared.authorizer.clone(),
+            authorizer,
+            cephx,
             learn_addr: cfg.ms_learn_addr_from_peer,
         };
         let fut = handshake::connect(sock, params, self.shared.clone());
@@ -160,7 +168,7 @@ impl Handler<DecideAccept> for Pipe {
         let ctx_facts = AcceptContext {
             policy: self.shared.policy_for(peer_type),
             protocol_version: self.shared.protocol_version(peer_type, false),
-            authorizer_valid: verify_auth_none(req.connect.authorizer_protocol, &req.authorizer),
+            authorizer_valid: req.auth.is_valid(),
             my_addr: self.shared.my_addr(),
             existing: None,
         };

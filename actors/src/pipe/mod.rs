@@ -167,6 +167,7 @@ impl Pipe {
                 .then_some(msgr::message::priority::HIGH),
             crc_data: cfg.ms_crc_data,
             seed: rand::random(),
+            sign_messages: cfg.cephx_sign_messages,
         });
         Pipe {
             check_peer_nonce,
@@ -262,7 +263,11 @@ impl Pipe {
                         ctx.cancel_future(h);
                     }
                 }
-                Action::OpenSocket { gen, features } => self.open_socket(gen, features, ctx),
+                Action::OpenSocket {
+                    gen,
+                    features,
+                    verifier,
+                } => self.open_socket(gen, features, verifier, ctx),
                 Action::DropSocket { graceful } => self.drop_socket(graceful),
                 Action::Event(ev) => self.event(match ev {
                     PipeEvent::Connect => ConnEvent::Connect,

@@ -247,6 +247,7 @@ async fn peer_connects(s: &Setup) -> PeerConnect {
         in_seq: 3,
         protocol_version: protocol_version(EntityType::OSD, EntityType::OSD, true),
         authorizer: None,
+        cephx: None,
         learn_addr: false,
     });
     let mut acceptor = Acceptor::new(s.m.my_addr(), from);

@@ -1,6 +1,7 @@
 //! The open socket's traffic: starting its reader and writer, user sends, frames in, and
 //! flushes out (what goes out, and in which order, is the machine's `poll_transmit`).
 
+use msgr::auth::MessageSigner;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -41,7 +42,13 @@ fn wall_clock() -> Timespec {
 
 impl Pipe {
     /// The machine opened a socket: the handshake's socket gets a reader and a writer.
-    pub(super) fn open_socket(&mut self, gen: u64, features: u64, ctx: &mut Context<Self>) {
+    pub(super) fn open_socket(
+        &mut self,
+        gen: u64,
+        features: u64,
+        verifier: Option<MessageSigner>,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(HandedSocket {
             stream,
             inbuf,
@@ -69,8 +76,9 @@ impl Pipe {
             idle_timeout: cfg.ms_connection_idle_timeout,
             injector: self.shared.injector.clone(),
         };
-        let decoder =
-            FrameDecoder::new(uses_msg_auth(features), cfg.decoder_limits()).with_body_gate();
+        let decoder = FrameDecoder::new(uses_msg_auth(features), cfg.decoder_limits())
+            .with_body_gate()
+            .with_verifier(verifier);
         let reader = PipeReader::new(
             r,
             inbuf,

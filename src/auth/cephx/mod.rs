@@ -56,6 +56,9 @@ pub enum CephxError {
     /// The mon did not give every ticket asked for (a mask of the services missing).
     #[error("the monitor gave no ticket for services {0:#x}")]
     MissingTickets(u32),
+    /// A dial must present cephx (auth_client_required) but holds no ticket for the service.
+    #[error("no cephx ticket for service {0:#x}")]
+    NoTicket(u32),
     /// The answer to our challenge was wrong (a replayed authorizer).
     #[error("the authorizer does not answer this connection's challenge")]
     ChallengeMismatch,

@@ -46,6 +46,7 @@ impl World {
             in_seq,
             protocol_version: protocol_version(me.ty, them.ty, true),
             authorizer: None,
+            cephx: None,
             learn_addr: true,
         });
         // The dialler's ephemeral port tells its sockets apart.

@@ -1,0 +1,198 @@
+//! Authentication as the runtime applies it: where dials get cephx tickets ([`TicketSource`]),
+//! the keys that open tickets presented to us ([`AuthSetup`]), and the `auth_*_required`
+//! lists resolved against what the messenger holds. Every verdict is `msgr`'s; this module
+//! supplies the clock, randomness and keys.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use msgr::auth::cephx::{
+    self_made_ticket, types, CephxError, ClientAuthorizer, ServiceKeys, Ticket,
+};
+use msgr::auth::{AuthMethod, AuthMethods, AuthName, CryptoKey};
+use msgr::handshake::{Authorizer, ServerAuth, SocketAuth};
+use msgr::{Config, EntityType};
+use rand::RngCore;
+
+/// Gives dials the cephx tickets they present.
+pub trait TicketSource: Send + Sync + 'static {
+    /// A ticket for the service `service_id` (the peer's entity type bit) and our global id,
+    /// or None when we hold none.
+    fn ticket(&self, service_id: u32) -> Option<(Ticket, u64)>;
+}
+
+/// Tickets made with a service's own key, as Ceph's monitors make them for each other (the
+/// ticket is sealed with the `mon.` key, secret id -1): whoever holds the key of `<type>.` can
+/// open sessions to peers of that type that verify with the same key.
+pub struct SharedServiceKey {
+    /// Who we are, as the tickets say.
+    pub name: AuthName,
+    /// The service's type.
+    pub service: EntityType,
+    /// The service's key (`mon.` for monitors).
+    pub key: CryptoKey,
+    /// How long each ticket is good for.
+    pub validity: Duration,
+}
+
+impl TicketSource for SharedServiceKey {
+    fn ticket(&self, service_id: u32) -> Option<(Ticket, u64)> {
+        if service_id != u32::from(self.service.0) {
+            return None;
+        }
+        let now = wall_clock();
+        let mut secret = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let session_key = CryptoKey::new((now.as_secs() as u32, 0), &secret).ok()?;
+        let info = types::ServiceTicketInfo {
+            ticket: types::AuthTicket {
+                name: self.name.clone(),
+                global_id: 0,
+                created: types::UTime::from_duration(now),
+                expires: types::UTime::from_duration(now + self.validity),
+                caps: types::CapsInfo {
+                    allow_all: true,
+                    caps: Default::default(),
+                },
+                flags: 0,
+            },
+            session_key,
+        };
+        Some((self_made_ticket(&self.key, service_id, &info, now), 0))
+    }
+}
+
+/// What a messenger authenticates with: the keys that open tickets presented to it, and where
+/// its dials get tickets. Which methods are demanded and offered is the `auth_*_required`
+/// options' say (empty: cephx wherever keys or tickets are given here).
+#[derive(Clone, Default)]
+pub struct AuthSetup {
+    /// Keys that open tickets sealed for us (a monitor's `mon.` key, a service's own key).
+    pub service_keys: ServiceKeys,
+    /// Where dials get tickets ([`crate::MonAuth`] after authenticating, or a
+    /// [`SharedServiceKey`]).
+    pub tickets: Option<Arc<dyn TicketSource>>,
+}
+
+impl AuthSetup {
+    /// Peers of our own type share `key` (`mon.` among monitors): we verify their tickets
+    /// with it and make our own with it.
+    pub fn shared_service_key(name: AuthName, key: CryptoKey) -> Self {
+        let service = name.ty;
+        AuthSetup {
+            service_keys: ServiceKeys {
+                service_id: u32::from(service.0),
+                own: Some(key.clone()),
+                rotating: Vec::new(),
+            },
+            tickets: Some(Arc::new(SharedServiceKey {
+                name,
+                service,
+                key,
+                validity: Duration::from_secs(3600),
+            })),
+        }
+    }
+}
+
+/// The runtime's resolved authentication: shared by every actor of a messenger.
+pub(crate) struct RuntimeAuth {
+    /// Checks incoming authorizers.
+    pub(crate) server: Arc<ServerAuth>,
+    /// Methods we offer when dialling, in order.
+    pub(crate) client: AuthMethods,
+    /// Where dials get tickets.
+    tickets: Option<Arc<dyn TicketSource>>,
+    /// The auth-none authorizer sent when none is what we offer.
+    none_authorizer: Option<Authorizer>,
+}
+
+/// Why an authentication setup cannot work.
+fn unusable(what: &str) -> msgr::config::ConfigError {
+    msgr::config::ConfigError::Invalid(what.to_string())
+}
+
+impl RuntimeAuth {
+    /// Resolves the options against the keys and tickets there are.
+    pub(crate) fn resolve(
+        config: &Config,
+        setup: AuthSetup,
+        none_authorizer: Option<Authorizer>,
+    ) -> Result<Self, msgr::config::ConfigError> {
+        let parse = |v: &str| AuthMethods::parse(v).map_err(|e| unusable(&e));
+        let keys = &setup.service_keys;
+        let has_keys = keys.own.is_some() || !keys.rotating.is_empty();
+        let serve_default: &[AuthMethod] = if has_keys {
+            &[AuthMethod::Cephx]
+        } else {
+            &[AuthMethod::None]
+        };
+        let dial_default: &[AuthMethod] = if setup.tickets.is_some() {
+            &[AuthMethod::Cephx, AuthMethod::None]
+        } else {
+            &[AuthMethod::None]
+        };
+        let cluster = parse(&config.auth_cluster_required)?.or(serve_default);
+        let service = parse(&config.auth_service_required)?.or(serve_default);
+        let client = parse(&config.auth_client_required)?.or(dial_default);
+        if !has_keys && (cluster.allows(AuthMethod::Cephx) || service.allows(AuthMethod::Cephx)) {
+            return Err(unusable(
+                "auth_cluster_required / auth_service_required allow cephx, but the messenger has no service key to verify tickets with",
+            ));
+        }
+        if setup.tickets.is_none() && client.iter().eq([AuthMethod::Cephx]) {
+            return Err(unusable(
+                "auth_client_required is cephx only, but the messenger has no ticket source",
+            ));
+        }
+        Ok(RuntimeAuth {
+            server: Arc::new(ServerAuth {
+                cluster,
+                service,
+                keys: setup.service_keys,
+            }),
+            client,
+            tickets: setup.tickets,
+            none_authorizer,
+        })
+    }
+
+    /// The checks for a socket accepted now.
+    pub(crate) fn socket_auth(&self) -> SocketAuth {
+        SocketAuth::new(
+            self.server.clone(),
+            wall_clock(),
+            rand::rngs::OsRng.next_u64(),
+        )
+    }
+
+    /// What a dial to a `peer_type` presents: the first method in `auth_client_required` we
+    /// can use (cephx needs a ticket for the peer's service).
+    pub(crate) fn dial_auth(
+        &self,
+        peer_type: EntityType,
+    ) -> Result<(Option<Authorizer>, Option<ClientAuthorizer>), CephxError> {
+        let service = u32::from(peer_type.0);
+        for method in self.client.iter() {
+            match method {
+                AuthMethod::Cephx => {
+                    let found = self.tickets.as_ref().and_then(|t| t.ticket(service));
+                    if let Some((ticket, global_id)) = found {
+                        let nonce = rand::rngs::OsRng.next_u64();
+                        let cephx = ClientAuthorizer::new(&ticket, global_id, nonce);
+                        return Ok((None, Some(cephx)));
+                    }
+                }
+                AuthMethod::None => return Ok((self.none_authorizer.clone(), None)),
+            }
+        }
+        Err(CephxError::NoTicket(service))
+    }
+}
+
+/// The wall clock, as a span since the epoch (what ticket times are measured in).
+pub(crate) fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
