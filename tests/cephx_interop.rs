@@ -1,6 +1,6 @@
 //! cephx against a real ceph-mon 16.2.15 with `auth_* = cephx` over msgr v1 (spec §9.7, §11):
 //! the mon client's MAuth exchange, tickets, renewal, and maps only an authenticated session
-//! gets.
+//! gets; and cephx authorizers and message signatures between the mon and us, both ways.
 
 mod ceph_harness;
 mod common;
@@ -12,9 +12,11 @@ use ceph_harness::{CephMon, MonOpts};
 use common::*;
 use msgr::auth::cephx::{CephxError, MonAuthClient};
 use msgr::auth::{AuthName, CryptoKey, Keyring};
-use msgr::messages::{MMonGetMap, MMonMap, CEPH_MSG_MON_MAP};
+use msgr::messages::{MMonGetMap, MMonMap, MPing, CEPH_MSG_MON_MAP, CEPH_MSG_PING, MSG_MON_PROBE};
 use msgr::{EntityAddr, EntityName, EntityType, Message, Policy};
-use msgr_actors::{Connection, Dispatcher, Messenger, MonAuth, MonAuthError};
+use msgr_actors::{
+    AuthSetup, Connection, Dispatcher, Messenger, MonAuth, MonAuthError, SharedServiceKey,
+};
 
 /// Keeps every message the application sees.
 #[derive(Default, Clone)]
@@ -186,4 +188,127 @@ async fn tickets_are_renewed_over_the_same_session_before_they_expire() {
         !inbox.of_type(CEPH_MSG_MON_MAP).is_empty()
     })
     .await;
+}
+
+fn mon_key(mon: &CephMon) -> CryptoKey {
+    let ring = Keyring::parse(&std::fs::read_to_string(mon.mon_keyring()).unwrap()).unwrap();
+    ring.get(&"mon.".parse().unwrap())
+        .expect("mon. key")
+        .clone()
+}
+
+/// Our messenger as mon.b, verifying with `key` (the `mon.` key, or a wrong one).
+async fn cephx_peer_mon(inbox: &Inbox, port: u16, key: CryptoKey) -> Messenger {
+    let m = Messenger::builder(EntityName::new(EntityType::MON, 1))
+        .config(test_config())
+        .nonce(0)
+        .default_policy(Policy::lossless_peer(0))
+        .auth(AuthSetup::shared_service_key("mon.".parse().unwrap(), key))
+        .dispatcher(Arc::new(inbox.clone()))
+        .build()
+        .unwrap();
+    m.bind(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap();
+    m.start().unwrap();
+    m
+}
+
+#[actix_rt::test]
+async fn a_real_mon_connects_with_a_cephx_authorizer_and_signatures_check_both_ways() {
+    init_tracing();
+    let our_port = free_port();
+    let Some(mon) = CephMon::start_opts(MonOpts {
+        cephx: true,
+        peers: vec![("b".into(), our_port)],
+        ..MonOpts::default()
+    }) else {
+        return;
+    };
+    let inbox = Inbox::default();
+    let m = cephx_peer_mon(&inbox, our_port, mon_key(&mon)).await;
+    wait_for(60, "three signed mon_probe messages from mon.a", || {
+        inbox.of_type(MSG_MON_PROBE).len() >= 3
+    })
+    .await;
+    let c = m.counters();
+    assert_eq!(
+        (c.bad_authorizers, c.bad_signatures, c.faults_decode),
+        (0, 0, 0)
+    );
+    // Our signed MPing on that session: the mon checks its signature (a bad one closes the
+    // session: "Signature check failed") and answers with a signed reply we check.
+    let conn = m.connections().await.pop().expect("mon.a's session");
+    conn.send_message(Message::from_payload(&MPing)).unwrap();
+    wait_for(20, "the mon's signed ping reply", || {
+        !inbox.of_type(CEPH_MSG_PING).is_empty()
+    })
+    .await;
+    assert_eq!(m.counters().bad_signatures, 0);
+    let log = mon.log();
+    assert!(
+        !log.contains("Signature check failed"),
+        "the mon refused a signature"
+    );
+    m.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn we_dial_a_real_mon_with_a_cephx_authorizer_and_its_replies_verify() {
+    init_tracing();
+    let Some(mon) = CephMon::start_cephx() else {
+        return;
+    };
+    let inbox = Inbox::default();
+    let mut config = test_config();
+    config.auth_client_required = "cephx".into();
+    let m = Messenger::builder(EntityName::anonymous_client())
+        .config(config)
+        .default_policy(Policy::lossy_client(0))
+        .auth(AuthSetup {
+            tickets: Some(Arc::new(SharedServiceKey {
+                name: "mon.".parse().unwrap(),
+                service: EntityType::MON,
+                key: mon_key(&mon),
+                validity: Duration::from_secs(600),
+            })),
+            ..AuthSetup::default()
+        })
+        .dispatcher(Arc::new(inbox.clone()))
+        .build()
+        .unwrap();
+    let conn = mon_connection(&m, &mon).await;
+    for _ in 0..5 {
+        conn.send_message(Message::from_payload(&MPing)).unwrap();
+    }
+    wait_for(20, "five signed ping replies", || {
+        inbox.of_type(CEPH_MSG_PING).len() == 5
+    })
+    .await;
+    let c = m.counters();
+    assert_eq!((c.bad_signatures, c.faults, c.reconnects), (0, 0, 0));
+    assert!(!mon.log().contains("Signature check failed"));
+}
+
+#[actix_rt::test]
+async fn with_a_wrong_mon_key_nothing_the_mon_sends_is_delivered() {
+    init_tracing();
+    let our_port = free_port();
+    let Some(_mon) = CephMon::start_opts(MonOpts {
+        cephx: true,
+        peers: vec![("b".into(), our_port)],
+        ..MonOpts::default()
+    }) else {
+        return;
+    };
+    let inbox = Inbox::default();
+    let wrong = CryptoKey::new((0, 0), &[0x33; 16]).unwrap();
+    let m = cephx_peer_mon(&inbox, our_port, wrong).await;
+    wait_for(60, "the mon's authorizers refused twice", || {
+        m.counters().bad_authorizers >= 2
+    })
+    .await;
+    assert!(inbox.0.lock().unwrap().is_empty(), "nothing delivered");
+    assert!(m.connections().await.is_empty(), "no session was opened");
+    m.shutdown().await;
 }

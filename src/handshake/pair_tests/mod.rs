@@ -480,3 +480,5 @@ fn races_are_won_by_the_lower_address_or_a_server_policy() {
     server.as_mut().unwrap().policy_server = true;
     assert_eq!(decide(&req(3, 0, higher), &ctx(p, server)), replace);
 }
+
+mod cephx;
