@@ -16,7 +16,7 @@ use msgr::auth::{CryptoKey, MessageSigner};
 use msgr::features::CEPH_FEATURES_ALL;
 use msgr::handshake::{protocol_version, Connector, ConnectorEvent, ConnectorParams};
 use msgr::wire::FrameEncoder;
-use msgr::{Config, EntityAddr, EntityType, Message, Policy};
+use msgr::{Config, EntityAddr, EntityType, Policy};
 use msgr_actors::{AuthSetup, Messenger, SharedServiceKey, TicketSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -111,7 +111,7 @@ impl Pipe {
         ctx: &mut Context<Self>,
     ) {
         let out = match res {
-            Ok(DialStep::Ready(out)) => out,
+            Ok(DialStep::Ready(out)) => *out,
             Ok(DialStep::SessionReset(dialling)) => {
                 if !self.machine.peer_reset_session(attempt) {
                     return self.ignore_stale(attempt);

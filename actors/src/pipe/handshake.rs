@@ -34,7 +34,7 @@ pub(crate) struct Dialling {
 /// Where a dial stands when it hands control back to the Pipe.
 pub(crate) enum DialStep {
     /// READY: the session may open.
-    Ready(ConnectOutcome),
+    Ready(Box<ConnectOutcome>),
     /// The peer answered RESETSESSION; the connector already asked again with connect_seq 0.
     /// The session must reset now, then the dial goes on ([`resume_connect`]).
     SessionReset(Box<Dialling>),
@@ -76,11 +76,11 @@ pub(crate) async fn resume_connect(
             tracing::trace!(?ev, buffered = d.inbuf.len(), "connector step");
             match ev {
                 ConnectorEvent::Ready(est) => {
-                    return Ok(DialStep::Ready(ConnectOutcome {
+                    return Ok(DialStep::Ready(Box::new(ConnectOutcome {
                         stream: d.stream,
                         inbuf: d.inbuf,
                         est,
-                    }));
+                    })));
                 }
                 // The retry is written by the next step.
                 ConnectorEvent::NeedGlobalSeq { peer_global_seq } => d
