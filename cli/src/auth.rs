@@ -2,7 +2,13 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use msgr_actors::msgr::auth::cephx::ServiceKeys;
 use msgr_actors::msgr::auth::{AuthName, CryptoKey, Keyring};
+use msgr_actors::msgr::EntityType;
+use msgr_actors::{AuthSetup, SharedServiceKey};
 
 #[derive(clap::Args, Clone, Default)]
 pub struct AuthArgs {
@@ -23,6 +29,67 @@ pub struct Identity {
 }
 
 impl AuthArgs {
+    /// The key that seals tickets for `service` peers: `[<type>.]` in the keyring (`mon.`,
+    /// `osd.`), else the `--name` entity's own key. None without `--keyring` / `--name`.
+    fn service_key(&self, service: EntityType) -> Result<Option<(AuthName, CryptoKey)>, String> {
+        let Some(path) = &self.keyring else {
+            return Ok(self.identity()?.map(|id| (id.name, id.key)));
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let ring = Keyring::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let shared = AuthName {
+            ty: service,
+            id: String::new(),
+        };
+        let name = match &self.name {
+            None => None,
+            Some(n) => Some(
+                n.parse::<AuthName>()
+                    .map_err(|_| format!("--name {n:?} is not an entity name (type.id)"))?,
+            ),
+        };
+        if let Some(key) = ring.get(&shared) {
+            return Ok(Some((name.unwrap_or(shared), key.clone())));
+        }
+        let name =
+            name.ok_or_else(|| format!("{}: no key for {shared} (and no --name)", path.display()))?;
+        match ring.get(&name) {
+            Some(key) => Ok(Some((name, key.clone()))),
+            None => Err(format!("{}: no key for {shared} or {name}", path.display())),
+        }
+    }
+
+    /// A server of type `me`: verify cephx tickets sealed with its service key.
+    pub fn server_setup(&self, me: EntityType) -> Result<AuthSetup, String> {
+        Ok(match self.service_key(me)? {
+            None => AuthSetup::default(),
+            Some((_, key)) => AuthSetup {
+                service_keys: ServiceKeys {
+                    service_id: u32::from(me.0),
+                    own: Some(key),
+                    rotating: Vec::new(),
+                },
+                tickets: None,
+            },
+        })
+    }
+
+    /// A client of `peer` servers: present tickets sealed with their service key.
+    pub fn client_setup(&self, peer: EntityType) -> Result<AuthSetup, String> {
+        Ok(match self.service_key(peer)? {
+            None => AuthSetup::default(),
+            Some((name, key)) => AuthSetup {
+                tickets: Some(Arc::new(SharedServiceKey {
+                    name,
+                    service: peer,
+                    key,
+                    validity: Duration::from_secs(3600),
+                })),
+                ..AuthSetup::default()
+            },
+        })
+    }
+
     /// The identity asked for, or None when neither flag was given (auth none).
     pub fn identity(&self) -> Result<Option<Identity>, String> {
         if self.name.is_none() && self.keyring.is_none() {

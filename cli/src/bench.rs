@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
+use msgr_actors::msgr::handshake::HandshakeError;
 use msgr_actors::msgr::messages::{BenchReply, BenchRequest, BenchStamp, BENCH_REPLY};
 use msgr_actors::msgr::wire::ceph_crc32c;
 use msgr_actors::msgr::{Config, EntityName, EntityType, Message, Policy};
-use msgr_actors::{Connection, Dispatcher, Messenger};
+use msgr_actors::{Connection, Dispatcher, Messenger, PipeError};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::auth::AuthArgs;
 use crate::common::PeerAddr;
 
 #[derive(clap::Args)]
@@ -53,6 +55,10 @@ pub struct Args {
     /// Seconds without progress before giving up on missing replies.
     #[arg(long, default_value_t = 30)]
     stall_secs: u64,
+    /// cephx: present tickets sealed with the server's service key (`[osd.]` in the keyring,
+    /// else the `--name` entity's key).
+    #[command(flatten)]
+    auth: AuthArgs,
 }
 
 /// The JSON summary.
@@ -196,6 +202,18 @@ impl Dispatcher for Replies {
     }
 }
 
+/// Why the peer refused a session outright (a redial would only be refused again).
+fn refused(conn: &Connection) -> Option<String> {
+    let e = conn.last_error()?;
+    let refusal = match &*e {
+        PipeError::Handshake(h) => {
+            h.refusal_tag().is_some() || matches!(h, HandshakeError::Cephx(_))
+        }
+        _ => false,
+    };
+    refusal.then(|| e.to_string())
+}
+
 pub async fn run(args: Args, config: Config) -> Result<(), String> {
     let summary = bench(&args, config).await?;
     let lossless = !Policy::preset(&args.policy)
@@ -259,6 +277,7 @@ pub async fn bench(args: &Args, config: Config) -> Result<Summary, String> {
         progress: Notify::new(),
     });
 
+    let auth = args.auth.client_setup(EntityType::OSD)?;
     // One messenger per connection (each its own session), all on the first one's threads.
     let mut messengers: Vec<Messenger> = Vec::new();
     let mut connections = Vec::new();
@@ -269,6 +288,7 @@ pub async fn bench(args: &Args, config: Config) -> Result<Summary, String> {
             config.admin_socket.clear();
         }
         let mut b = Messenger::builder(EntityName::new(EntityType::CLIENT, c as i64))
+            .auth(auth.clone())
             .config(config)
             .default_policy(policy)
             .dispatcher(Arc::new(Replies(shared.clone())));
@@ -296,6 +316,9 @@ pub async fn bench(args: &Args, config: Config) -> Result<Summary, String> {
                 connections[c] = args.peer.connect(&messengers[c], EntityType::OSD).await?;
                 shared.fill(c, &connections[c]);
             }
+        }
+        if let Some(why) = connections.iter().find_map(refused) {
+            return Err(format!("{} refused the session: {why}", args.peer.addr));
         }
         let replies = shared.replies();
         if (0..conns as usize).all(|c| shared.settled(c) >= shared.per_conn[c]) {

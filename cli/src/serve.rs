@@ -1,6 +1,7 @@
 //! `msgr serve --bind ADDR`: accept, answer MPing and bench requests, log other messages; on
 //! SIGINT / SIGTERM print a JSON summary per peer and exit 0.
 
+use crate::auth::AuthArgs;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,10 @@ pub struct Args {
     /// Our address nonce (default: 0 for a monitor entity, as in a monmap; random otherwise).
     #[arg(long)]
     nonce: Option<u32>,
+    /// cephx: verify authorizers with the service key (`[<type>.]` in the keyring, else the
+    /// `--name` entity's key); auth_cluster_required / auth_service_required decide who must.
+    #[command(flatten)]
+    auth: AuthArgs,
 }
 
 /// What one peer session did, as the summary reports it.
@@ -130,7 +135,9 @@ pub async fn run(args: Args, config: Config) -> Result<(), String> {
         .or(config.public_bind_addr)
         .or(config.public_addr)
         .ok_or("nothing to bind: give --bind (or --public-bind-addr / --public-addr)")?;
+    let auth = args.auth.server_setup(args.entity.ty)?;
     let mut builder = Messenger::builder(args.entity)
+        .auth(auth)
         .config(config)
         .default_policy(policy)
         .dispatcher(server.clone());

@@ -389,3 +389,64 @@ fn serve_admin_socket_changes_the_log_level_at_run_time() {
     assert!(debug.is_ok(), "no debug line after debug_ms 5: {debug:?}");
     assert!(!asok.exists(), "the admin socket is removed at exit");
 }
+
+/// `msgr serve` verifying cephx with an OSD service key, `msgr bench` presenting tickets sealed
+/// with it: the run verifies; with another key the bench exits non-zero at once with one line
+/// naming BADAUTHORIZER, and a bench without a keyring (auth none) is refused the same way.
+#[test]
+fn serve_and_bench_with_cephx_and_a_wrong_key_is_refused() {
+    let dir = std::env::temp_dir().join(format!("msgr-cli-cephx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keyring = |name: &str, file: &str| {
+        let path = dir.join(file);
+        let made = Command::new("ceph-authtool")
+            .arg("--create-keyring")
+            .arg(&path)
+            .args(["--gen-key", "-n", name])
+            .output();
+        match made {
+            Ok(o) if o.status.success() => Some(path),
+            _ => None,
+        }
+    };
+    let (Some(good), Some(other)) = (
+        keyring("osd.", "osd.keyring"),
+        keyring("osd.", "other.keyring"),
+    ) else {
+        assert!(!ceph_harness::required(), "ceph-authtool is needed");
+        eprintln!("SKIPPED: ceph-authtool is not installed");
+        return;
+    };
+    let port = ceph_harness::free_port();
+    let mut serve = msgr()
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--keyring"])
+        .arg(&good)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut serve);
+    wait_for_line(&lines, "listening", 20).expect("serve starts");
+    let bench = |keyring: Option<&std::path::Path>| {
+        let mut cmd = msgr();
+        cmd.args(["bench", "--peer", &format!("127.0.0.1:{port}")])
+            .args(["--count", "2000", "--size", "512", "--verify", "--json"]);
+        if let Some(k) = keyring {
+            cmd.arg("--keyring").arg(k);
+        }
+        cmd.output().unwrap()
+    };
+    let out = bench(Some(&good));
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout_of_success(out).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["replies"], 2000);
+    assert_eq!(summary["corrupt"], 0);
+    for refused in [bench(Some(&other)), bench(None)] {
+        assert!(!refused.status.success());
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("BADAUTHORIZER"), "{err}");
+    }
+    stop(serve);
+    let _ = std::fs::remove_dir_all(&dir);
+}
