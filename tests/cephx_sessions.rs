@@ -225,3 +225,55 @@ async fn a_forged_signature_faults_the_socket_and_the_message_is_never_delivered
     wait_for(20, "the genuine message", || srv_rec.total() == 1).await;
     assert_eq!(srv.counters().bad_signatures, 1);
 }
+
+/// A client without CEPHX_V2 (bit 61): the session signs with the legacy scheme (spec §9.10),
+/// and both sides check it.
+#[actix_rt::test]
+async fn without_cephx_v2_the_legacy_signature_scheme_is_used_and_checked() {
+    init_tracing();
+    let srv_rec = Recorder::echoing();
+    let srv = cephx_osd(srv_rec.clone(), test_config()).await;
+    let mut policy = Policy::lossless_client(0);
+    policy.features_supported &= !msgr::features::CEPHX_V2;
+    let cli_rec = Recorder::default();
+    let cli = cephx_client(
+        policy,
+        cli_rec.clone(),
+        test_config(),
+        tickets(osd_key(), Duration::from_secs(600)),
+    );
+    let conn = osd_connection(&cli, &srv).await;
+    for i in 0..100 {
+        conn.send_message(numbered(i)).unwrap();
+    }
+    wait_for(20, "100 echoes", || cli_rec.total() == 100).await;
+    assert_eq!(conn.features() & msgr::features::CEPHX_V2, 0);
+    assert_eq!(
+        srv.counters().bad_signatures + cli.counters().bad_signatures,
+        0
+    );
+}
+
+/// A client that does not sign (`cephx_sign_messages = false`) talking to one that checks:
+/// the unsigned message is refused, which shows the checks run on real sessions.
+#[actix_rt::test]
+async fn an_unsigned_message_on_a_signed_session_is_refused() {
+    init_tracing();
+    let srv_rec = Recorder::default();
+    let srv = cephx_osd(srv_rec.clone(), test_config()).await;
+    let mut config = test_config();
+    config.cephx_sign_messages = false;
+    let cli = cephx_client(
+        Policy::lossy_client(0),
+        Recorder::default(),
+        config,
+        tickets(osd_key(), Duration::from_secs(600)),
+    );
+    let conn = osd_connection(&cli, &srv).await;
+    conn.send_message(numbered(1)).unwrap();
+    wait_for(20, "the unsigned message refused", || {
+        srv.counters().bad_signatures == 1
+    })
+    .await;
+    assert_eq!(srv_rec.total(), 0);
+}

@@ -384,13 +384,22 @@ impl Decode for AuthorizeChallenge {
 }
 
 /// `CephXAuthorizeReply`: the service proves it opened the authorizer (nonce + 1), and in
-/// msgr2 hands over the connection secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// msgr2 hands over the connection secret (kept out of `Debug`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthorizeReply {
     /// The authorizer's nonce plus one.
     pub nonce_plus_one: u64,
     /// The msgr2 connection secret (empty: version 1, as v1 and crc mode send).
     pub connection_secret: Bytes,
+}
+
+impl std::fmt::Debug for AuthorizeReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizeReply")
+            .field("nonce_plus_one", &self.nonce_plus_one)
+            .field("connection_secret_len", &self.connection_secret.len())
+            .finish()
+    }
 }
 
 impl Encode for AuthorizeReply {
