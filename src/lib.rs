@@ -29,6 +29,7 @@ pub mod messages;
 pub mod pipe;
 pub mod policy;
 pub mod session;
+pub mod v2;
 pub mod wire;
 
 pub use config::Config;
