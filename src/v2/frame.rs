@@ -235,12 +235,12 @@ fn write_crc(pre: &Preamble, segments: &[&[u8]], out: &mut Vec<Bytes>) {
         head.put_slice(s);
     }
     head.put_u8(LATE_COMPLETE);
+    // Slots past the frame's segments carry 0.
     for i in 1..MAX_SEGMENTS {
-        let crc = if i < pre.num {
-            ceph_crc32c(SEGMENT_CRC_SEED, segments[i])
-        } else {
-            0
-        };
+        let crc = segments
+            .get(i)
+            .filter(|_| i < pre.num)
+            .map_or(0, |s| ceph_crc32c(SEGMENT_CRC_SEED, s));
         head.put_u32_le(crc);
     }
     out.push(head.freeze());
