@@ -71,4 +71,34 @@ pub enum V2Error {
         /// Why.
         error: crate::error::DencError,
     },
+    /// A cephx step failed (our key, the peer's proof, a ticket).
+    #[error("cephx: {0}")]
+    Cephx(#[from] crate::auth::cephx::CephxError),
+    /// AUTH_BAD_METHOD: the server refused our method or modes.
+    #[error("the peer refused auth method {method}: {} (it allows methods {allowed_methods:?}, modes {allowed_modes:?})", crate::auth::cephx::errno_name(*.result))]
+    BadMethod {
+        /// The method we asked for.
+        method: u32,
+        /// Its errno.
+        result: i32,
+        /// Methods it allows.
+        allowed_methods: Vec<u32>,
+        /// Modes it allows.
+        allowed_modes: Vec<u32>,
+    },
+    /// The peer's AUTH_SIGNATURE does not match what we sent it.
+    #[error("the peer's AUTH_SIGNATURE does not match the bytes we sent")]
+    AuthSignature,
+    /// The server chose a connection mode we did not offer.
+    #[error("the peer chose connection mode {0}, which we did not offer")]
+    Mode(u32),
+    /// The peer is not who we dialled (type, or address in its ident).
+    #[error("peer mismatch: {0}")]
+    WrongPeer(String),
+    /// IDENT_MISSING_FEATURES, or the peer lacks features we require.
+    #[error("feature mismatch: required bits {0:#x} are missing")]
+    MissingFeatures(u64),
+    /// A frame that does not belong at this point of the handshake.
+    #[error("unexpected {0} frame during the handshake")]
+    OutOfOrder(&'static str),
 }

@@ -3,6 +3,9 @@
 
 pub mod addr;
 pub mod banner;
+pub mod connector;
+#[cfg(test)]
+mod connector_tests;
 pub mod control;
 pub mod crypto;
 mod error;

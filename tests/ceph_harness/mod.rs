@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 pub struct CephMon {
     pub dir: PathBuf,
     pub port: u16,
+    /// The msgr2 port, when the mon binds both (`MonOpts::msgr2`).
+    pub v2_port: Option<u16>,
     pub fsid: String,
     opts: MonOpts,
     child: Option<Child>,
@@ -32,6 +34,8 @@ pub struct MonOpts {
     pub cephx: bool,
     /// Extra `[global]` settings, one per line.
     pub extra_conf: String,
+    /// Bind msgr2 too, as a default mon does: `[v2:127.0.0.1:P2,v1:127.0.0.1:P1]`.
+    pub msgr2: bool,
 }
 
 /// True when CI demands that interop tests run.
@@ -125,9 +129,11 @@ impl CephMon {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let fsid = uuid_like();
+        let v2_port = opts.msgr2.then(free_port);
         let mut mon = CephMon {
             dir,
             port,
+            v2_port,
             fsid,
             opts,
             child: None,
@@ -155,12 +161,14 @@ impl CephMon {
     fn create(&self) -> Result<(), String> {
         let d = self.dir.display();
         let auth = if self.opts.cephx { "cephx" } else { "none" };
+        let addrs = self.addrs();
+        let bind2 = self.v2_port.is_some();
         let mut conf = format!(
-            "[global]\nfsid = {}\nmon_host = v1:127.0.0.1:{}\nauth_cluster_required = {auth}\n\
-             auth_service_required = {auth}\nauth_client_required = {auth}\nms_bind_msgr2 = false\n\
+            "[global]\nfsid = {}\nmon_host = {addrs}\nauth_cluster_required = {auth}\n\
+             auth_service_required = {auth}\nauth_client_required = {auth}\nms_bind_msgr2 = {bind2}\n\
              mon_data = {d}/mon-$id\nrun_dir = {d}\nadmin_socket = {d}/$name.asok\n\
              log_file = {d}/$name.log\ndebug_ms = 1\n{}\n",
-            self.fsid, self.port, self.opts.extra_conf
+            self.fsid, self.opts.extra_conf
         );
         if self.opts.cephx {
             conf += &format!(
@@ -172,9 +180,7 @@ impl CephMon {
         let monmap = self.dir.join("monmap");
         let mut cmd = Command::new("monmaptool");
         cmd.arg("--create").arg("--fsid").arg(&self.fsid);
-        cmd.arg("--addv")
-            .arg("a")
-            .arg(format!("[v1:127.0.0.1:{}]", self.port));
+        cmd.arg("--addv").arg("a").arg(&addrs);
         for (name, port) in &self.opts.peers {
             cmd.arg("--addv")
                 .arg(name)
@@ -213,13 +219,23 @@ impl CephMon {
         Ok(())
     }
 
+    /// mon.a's addresses as a monmap lists them.
+    fn addrs(&self) -> String {
+        match self.v2_port {
+            Some(p2) => format!("[v2:127.0.0.1:{p2},v1:127.0.0.1:{}]", self.port),
+            None => format!("[v1:127.0.0.1:{}]", self.port),
+        }
+    }
+
     fn launch(&mut self) -> Result<(), String> {
         let out = std::fs::File::create(self.dir.join("mon.out")).map_err(|e| e.to_string())?;
-        let child = Command::new("ceph-mon")
-            .args(["-f", "-i", "a", "-c"])
-            .arg(self.conf())
-            .arg("--public-addr")
-            .arg(format!("127.0.0.1:{}", self.port))
+        let mut cmd = Command::new("ceph-mon");
+        cmd.args(["-f", "-i", "a", "-c"]).arg(self.conf());
+        if self.v2_port.is_none() {
+            cmd.arg("--public-addr")
+                .arg(format!("127.0.0.1:{}", self.port));
+        }
+        let child = cmd
             .stdout(out.try_clone().map_err(|e| e.to_string())?)
             .stderr(out)
             .spawn()

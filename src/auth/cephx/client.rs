@@ -33,7 +33,7 @@ pub enum MonAuthStep {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     /// Nothing sent yet.
     Idle,
     /// Round 1 sent: waiting for the challenge.
@@ -50,13 +50,13 @@ enum State {
 
 /// A mon client's cephx authentication, sans IO.
 pub struct MonAuthClient {
-    name: AuthName,
-    key: CryptoKey,
-    want: u32,
-    global_id: u64,
-    state: State,
-    server_challenge: Option<u64>,
-    tickets: TicketStore,
+    pub(super) name: AuthName,
+    pub(super) key: CryptoKey,
+    pub(super) want: u32,
+    pub(super) global_id: u64,
+    pub(super) state: State,
+    pub(super) server_challenge: Option<u64>,
+    pub(super) tickets: TicketStore,
 }
 
 impl std::fmt::Debug for MonAuthClient {
@@ -185,6 +185,16 @@ impl MonAuthClient {
     }
 
     fn authenticate(&mut self, server_challenge: u64, client_challenge: u64) -> MAuth {
+        let payload = self.authenticate_payload(server_challenge, client_challenge);
+        self.cephx(payload)
+    }
+
+    /// `CEPHX_GET_AUTH_SESSION_KEY` with the proof of key (and the AUTH ticket held, if any).
+    pub(super) fn authenticate_payload(
+        &mut self,
+        server_challenge: u64,
+        client_challenge: u64,
+    ) -> Bytes {
         let old_ticket = match self.tickets.get(AUTH_SERVICE) {
             Some(t) => t.blob.clone(),
             None => TicketBlob::default(),
@@ -199,7 +209,7 @@ impl MonAuthClient {
         CEPHX_GET_AUTH_SESSION_KEY.encode(&mut p);
         req.encode(&mut p);
         self.state = State::Authenticate;
-        self.cephx(p.into())
+        p.into()
     }
 
     /// After the AUTH ticket: ask for what is missing, or finish.
@@ -279,7 +289,7 @@ impl MonAuthClient {
     }
 }
 
-fn response_header(r: &mut Reader<'_>, expected: u16) -> Result<(), CephxError> {
+pub(super) fn response_header(r: &mut Reader<'_>, expected: u16) -> Result<(), CephxError> {
     let ty = u16::decode(r)?;
     let status = i32::decode(r)?;
     if ty != expected {

@@ -3,6 +3,7 @@
 
 mod authorizer;
 mod client;
+mod client_v2;
 mod tickets;
 pub mod types;
 
@@ -11,6 +12,7 @@ pub use authorizer::{
     ServiceKeys,
 };
 pub use client::{MonAuthClient, MonAuthStep, AUTH_SERVICE};
+pub use client_v2::{V2AuthDone, AUTH_MODE_MON};
 pub use tickets::{parse_ticket_reply, Ticket, TicketStore};
 
 use crate::auth::CryptoError;
