@@ -399,7 +399,7 @@ impl V2Connector {
                 self.state = State::Done;
                 Ok(Some(V2ConnectorEvent::Wait))
             }
-            (_, c) => Err(V2Error::OutOfOrder(tag_name(&c))),
+            (_, c) => Err(V2Error::OutOfOrder(c.tag().name())),
         }
     }
 
@@ -584,29 +584,4 @@ pub fn unbound_addrs(nonce: u32) -> AddrVec {
         ty: AddrType::Any,
         addr: crate::entity::EntityAddr::blank(nonce),
     }])
-}
-
-fn tag_name(c: &Control) -> &'static str {
-    match c.tag() {
-        super::Tag::Hello => "HELLO",
-        super::Tag::AuthRequest => "AUTH_REQUEST",
-        super::Tag::AuthBadMethod => "AUTH_BAD_METHOD",
-        super::Tag::AuthReplyMore => "AUTH_REPLY_MORE",
-        super::Tag::AuthRequestMore => "AUTH_REQUEST_MORE",
-        super::Tag::AuthDone => "AUTH_DONE",
-        super::Tag::AuthSignature => "AUTH_SIGNATURE",
-        super::Tag::ClientIdent => "CLIENT_IDENT",
-        super::Tag::ServerIdent => "SERVER_IDENT",
-        super::Tag::IdentMissingFeatures => "IDENT_MISSING_FEATURES",
-        super::Tag::SessionReconnect => "SESSION_RECONNECT",
-        super::Tag::SessionReset => "SESSION_RESET",
-        super::Tag::SessionRetry => "SESSION_RETRY",
-        super::Tag::SessionRetryGlobal => "SESSION_RETRY_GLOBAL",
-        super::Tag::SessionReconnectOk => "SESSION_RECONNECT_OK",
-        super::Tag::Wait => "WAIT",
-        super::Tag::Message => "MESSAGE",
-        super::Tag::Keepalive2 => "KEEPALIVE2",
-        super::Tag::Keepalive2Ack => "KEEPALIVE2_ACK",
-        super::Tag::Ack => "ACK",
-    }
 }

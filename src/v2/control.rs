@@ -35,6 +35,13 @@ pub enum Tag {
     Ack = 20,
 }
 
+impl Tag {
+    /// The tag's name, as Ceph spells it.
+    pub fn name(self) -> &'static str {
+        tag_name(self as u8)
+    }
+}
+
 /// `CEPH_CON_MODE_CRC`.
 pub const CON_MODE_CRC: u32 = 1;
 /// `CEPH_CON_MODE_SECURE`.
