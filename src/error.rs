@@ -82,6 +82,9 @@ pub enum DecodeError {
         /// Sequence number of the message.
         seq: u64,
     },
+    /// A msgr2 frame failed its checks (CRC, GCM tag, caps, an unexpected tag).
+    #[error("msgr2: {0}")]
+    V2(Box<crate::v2::V2Error>),
     /// The footer lacks the COMPLETE flag: the sender aborted the message.
     #[error("message seq {seq} aborted by sender (footer without COMPLETE)")]
     Aborted {

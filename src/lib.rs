@@ -23,6 +23,7 @@ pub mod denc;
 pub mod entity;
 pub mod error;
 pub mod features;
+pub mod framing;
 pub mod handshake;
 pub mod message;
 pub mod messages;

@@ -88,12 +88,21 @@ async fn lossless_cephx_sessions_survive_faults_with_every_message_signed_and_ch
         tickets(osd_key(), Duration::from_secs(600)),
     );
     let conn = osd_connection(&cli, &srv).await;
-    const N: u64 = 2000;
-    for i in 0..N {
-        conn.send_message(numbered(i)).unwrap();
+    // Rounds of 200 until at least three reconnects happened (each re-ran the cephx
+    // handshake), so the faults the test is about surely happen.
+    let mut n = 0u64;
+    while cli.counters().reconnects < 3 {
+        assert!(n < 200_000, "three reconnects within 200,000 messages");
+        for i in n..n + 200 {
+            conn.send_message(numbered(i)).unwrap();
+        }
+        n += 200;
+        let sent = n as usize;
+        wait_for(120, "the round's echoes", || cli_rec.total() == sent).await;
     }
+    let total = n;
     wait_for(120, "every message and its echo", || {
-        srv_rec.total() == N as usize && cli_rec.total() == N as usize
+        srv_rec.total() == total as usize
     })
     .await;
     let got: Vec<u64> = srv_rec
@@ -101,7 +110,11 @@ async fn lossless_cephx_sessions_survive_faults_with_every_message_signed_and_ch
         .into_iter()
         .flat_map(|(_, v)| v)
         .collect();
-    assert_eq!(got, (0..N).collect::<Vec<_>>(), "exactly once, in order");
+    assert_eq!(
+        got,
+        (0..total).collect::<Vec<_>>(),
+        "exactly once, in order"
+    );
     let (s, c) = (srv.counters(), cli.counters());
     assert!(c.faults + s.faults > 0, "faults were injected");
     assert!(

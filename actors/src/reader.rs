@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use msgr::wire::{Frame, FrameDecoder};
+use msgr::framing::SessionDecoder;
+use msgr::wire::Frame;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Instant;
@@ -47,7 +48,7 @@ pub struct PipeReader {
 struct ReadState {
     half: OwnedReadHalf,
     buf: ReadBuffer,
-    decoder: FrameDecoder,
+    decoder: SessionDecoder,
     throttles: ReceiveThrottles,
     cfg: ReaderConfig,
     conn: Connection,
@@ -60,7 +61,7 @@ impl PipeReader {
     pub(crate) fn new(
         half: OwnedReadHalf,
         buf: BytesMut,
-        decoder: FrameDecoder,
+        decoder: SessionDecoder,
         throttles: ReceiveThrottles,
         cfg: ReaderConfig,
         conn: Connection,
@@ -144,8 +145,7 @@ async fn read_loop(mut s: ReadState, pipe: &PipeInbox, gen: u64) -> PipeError {
         // Decode everything buffered.
         loop {
             if guard.is_none() {
-                if let Some(h) = s.decoder.pending_header() {
-                    let bytes = h.front_len as u64 + h.middle_len as u64 + h.data_len as u64;
+                if let Some(bytes) = s.decoder.pending_payload() {
                     let g = match s.throttles.try_acquire(bytes, &mut batch.dispatch) {
                         Some(g) => g,
                         None => {
@@ -172,7 +172,7 @@ async fn read_loop(mut s: ReadState, pipe: &PipeInbox, gen: u64) -> PipeError {
                 }
                 Ok(Some(f)) => batch.frames.push(InFrame::Other(f)),
                 // Stopped at the body gate: take the throttles, then decode the body.
-                Ok(None) if guard.is_none() && s.decoder.pending_header().is_some() => continue,
+                Ok(None) if guard.is_none() && s.decoder.pending_payload().is_some() => continue,
                 Ok(None) => break,
                 Err(e) => {
                     batch.flush(guard.as_ref(), pipe, gen);
@@ -192,7 +192,7 @@ async fn read_loop(mut s: ReadState, pipe: &PipeInbox, gen: u64) -> PipeError {
 
         // Read more: at least what the decoder needs, with read-ahead; never past the cap.
         let need = s.decoder.wanted().saturating_sub(s.buf.bytes().len());
-        let mid_frame = !s.buf.bytes().is_empty() || s.decoder.wanted() != 1;
+        let mid_frame = !s.buf.bytes().is_empty() || !s.decoder.between_frames();
         let limit = if mid_frame {
             s.cfg.stall_timeout
         } else {

@@ -155,6 +155,7 @@ impl Machine {
             acc.restart_in_seq,
             true,
             acc.session_key.as_ref(),
+            None,
         )?;
         self.act(Action::Event(PipeEvent::Accept));
         Ok(Completion::Opened { gen })

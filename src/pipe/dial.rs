@@ -99,6 +99,18 @@ impl Machine {
         attempt: u64,
         est: &Established,
     ) -> Result<Completion, SessionError> {
+        self.dialled_with(now, attempt, est, None)
+    }
+
+    /// [`dialled`](Self::dialled) for a handshake that chose the socket's framing (msgr2: the
+    /// writer in its negotiated mode). None: msgr v1.
+    pub fn dialled_with(
+        &mut self,
+        now: Instant,
+        attempt: u64,
+        est: &Established,
+        framing: Option<crate::framing::SessionEncoder>,
+    ) -> Result<Completion, SessionError> {
         if !self.handshake_is_current(attempt) {
             return Ok(Completion::Stale);
         }
@@ -113,6 +125,7 @@ impl Machine {
             restart,
             false,
             est.session_key.as_ref(),
+            framing,
         )?;
         self.act(Action::Event(PipeEvent::Connect));
         Ok(Completion::Opened { gen })

@@ -8,7 +8,7 @@ use super::Machine;
 use crate::features::MSGR_KEEPALIVE2;
 use crate::message::Message;
 use crate::session::{Receive, SessionError};
-use crate::wire::{encode_ack, encode_keepalive, encode_keepalive2, Timespec};
+use crate::wire::Timespec;
 
 /// What one [`Machine::poll_transmit`] wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,31 +104,39 @@ impl Machine {
         };
         let enc = &mut open.encoder;
         let mut done = Transmitted::default();
-        while done.msgs < max_msgs as u64 {
+        // msgr2 can fail to frame (a secure session out of nonces): the socket must go.
+        let mut failed = None;
+        let in_seq = self.session.in_seq();
+        while done.msgs < max_msgs as u64 && failed.is_none() {
             // Encoded by reference: the session keeps the message itself until it is acked.
-            if !self.session.send_next(|m| enc.append_message(m, out)) {
+            let sent = self.session.send_next(|m| {
+                if let Err(e) = enc.message(m, in_seq, out) {
+                    failed = Some(e);
+                }
+            });
+            if !sent {
                 break;
             }
             done.msgs += 1;
         }
         // Control frames go inline, after the messages.
         if let Some(seq) = self.session.take_ack() {
-            enc.append_control(&encode_ack(seq));
+            failed = failed.or(enc.ack(seq, out).err());
             done.acks = 1;
         }
         if std::mem::take(&mut self.keepalive_due) {
             done.keepalives = 1;
-            if open.features & MSGR_KEEPALIVE2 != 0 {
-                enc.append_control(&encode_keepalive2(wall_clock(), false));
-            } else {
-                enc.append_control(&encode_keepalive());
-            }
+            let stamp = (open.features & MSGR_KEEPALIVE2 != 0).then(wall_clock);
+            failed = failed.or(enc.keepalive(stamp, false, out).err());
         }
         for stamp in open.keepalive2_acks.drain(..) {
             done.keepalives += 1;
-            enc.append_control(&encode_keepalive2(stamp, true));
+            failed = failed.or(enc.keepalive(Some(stamp), true, out).err());
         }
         enc.finish_batch(out);
+        if let Some(e) = failed {
+            self.act(super::Action::Fail(super::Failure::Framing(e)));
+        }
         done
     }
 }

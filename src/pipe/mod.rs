@@ -34,6 +34,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::auth::{CryptoKey, MessageSigner};
+use crate::framing::SessionEncoder;
 use crate::policy::{Backoff, Policy};
 use crate::session::{Session, SessionError, SessionStats};
 
@@ -132,10 +133,12 @@ pub enum PipeEvent {
 }
 
 /// Why the machine faults its own socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// An Open decision's socket never came within the ready timeout.
     AdoptOverdue,
+    /// The socket's frames cannot be written (a msgr2 secure session out of nonces).
+    Framing(crate::v2::V2Error),
 }
 
 /// Counters the machine keeps beyond the session's own.
@@ -334,6 +337,7 @@ impl Machine {
         restart_in_seq: bool,
         accepted: bool,
         session_key: Option<&CryptoKey>,
+        framing: Option<SessionEncoder>,
     ) -> Result<u64, SessionError> {
         match peer_acked.map(|acked| self.session.skip_acked_by_peer(acked)) {
             Some(Ok(_)) => {}
@@ -365,6 +369,7 @@ impl Machine {
             self.gen,
             features,
             self.cfg.crc_data,
+            framing,
             signer.clone(),
         ));
         self.timers.cancel(Timer::Backoff);

@@ -1,6 +1,7 @@
 //! The machine's states, and the small records that outlive a socket.
 
 use crate::auth::MessageSigner;
+use crate::framing::SessionEncoder;
 use crate::handshake::connector::uses_msg_auth;
 use crate::wire::{FrameEncoder, Timespec};
 
@@ -40,7 +41,7 @@ pub(super) struct Open {
     /// The negotiated features.
     pub(super) features: u64,
     /// Frames the session's messages and control frames for this socket.
-    pub(super) encoder: FrameEncoder,
+    pub(super) encoder: SessionEncoder,
     /// KEEPALIVE2 stamps to echo.
     pub(super) keepalive2_acks: Vec<Timespec>,
 }
@@ -50,12 +51,18 @@ impl Open {
         gen: u64,
         features: u64,
         crc_data: bool,
+        framing: Option<SessionEncoder>,
         signer: Option<MessageSigner>,
     ) -> Self {
+        let v1 = || {
+            SessionEncoder::V1(
+                FrameEncoder::new(uses_msg_auth(features), crc_data).with_signer(signer),
+            )
+        };
         Open {
             gen,
             features,
-            encoder: FrameEncoder::new(uses_msg_auth(features), crc_data).with_signer(signer),
+            encoder: framing.unwrap_or_else(v1),
             keepalive2_acks: Vec::new(),
         }
     }

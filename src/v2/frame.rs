@@ -295,6 +295,9 @@ pub struct FrameReader {
     rx: Option<GcmStream>,
     limits: FrameLimits,
     state: ReadState,
+    /// When set, a MESSAGE's body waits for [`FrameReader::admit_body`].
+    body_gate: bool,
+    admitted: bool,
 }
 
 impl FrameReader {
@@ -304,6 +307,31 @@ impl FrameReader {
             rx: None,
             limits,
             state: ReadState::Preamble,
+            body_gate: false,
+            admitted: false,
+        }
+    }
+
+    /// Stops after each MESSAGE preamble until [`admit_body`](Self::admit_body): the reader
+    /// takes its receive throttles in between.
+    pub fn with_body_gate(mut self) -> Self {
+        self.body_gate = true;
+        self
+    }
+
+    /// Lets the pending MESSAGE's body be read.
+    pub fn admit_body(&mut self) {
+        self.admitted = true;
+    }
+
+    /// The payload bytes (front, middle, data) of a MESSAGE whose preamble was read and whose
+    /// body waits at the gate.
+    pub fn pending_payload(&self) -> Option<u64> {
+        match &self.state {
+            ReadState::Rest(p, _) if p.tag == TAG_MESSAGE && self.body_gate && !self.admitted => {
+                Some((1..p.num).map(|i| u64::from(p.lens[i])).sum())
+            }
+            _ => None,
         }
     }
 
@@ -311,6 +339,11 @@ impl FrameReader {
     pub fn set_secure(&mut self, rx: GcmStream) {
         debug_assert!(matches!(self.state, ReadState::Preamble));
         self.rx = Some(rx);
+    }
+
+    /// No frame is half read.
+    pub fn at_frame_start(&self) -> bool {
+        matches!(self.state, ReadState::Preamble)
     }
 
     /// Bytes the next step needs in the buffer.
@@ -327,12 +360,13 @@ impl FrameReader {
     /// Frames the sender aborted are skipped.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, V2Error> {
         loop {
-            if buf.len() < self.wanted() {
+            if self.pending_payload().is_some() || buf.len() < self.wanted() {
                 return Ok(None);
             }
             match std::mem::replace(&mut self.state, ReadState::Preamble) {
                 ReadState::Preamble => self.read_preamble(buf)?,
                 ReadState::Rest(pre, inline) => {
+                    self.admitted = false;
                     let frame = match &mut self.rx {
                         None => read_crc(&pre, buf)?,
                         Some(rx) => read_secure(rx, &pre, inline, buf)?,

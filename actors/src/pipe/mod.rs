@@ -88,6 +88,8 @@ pub struct Pipe {
     handshake: Option<SpawnHandle>,
     /// Set between a handshake's success and the machine's `OpenSocket`.
     handed: Option<HandedSocket>,
+    /// A msgr2 handshake's reader (its cipher state), for the socket `OpenSocket` opens.
+    v2_reader: Option<msgr::v2::FrameReader>,
     socket: Option<Socket>,
     /// The machine's earliest deadline, and the future that reports it.
     timer: Option<(Instant, SpawnHandle)>,
@@ -179,6 +181,7 @@ impl Pipe {
             policy,
             handshake: None,
             handed: None,
+            v2_reader: None,
             socket: None,
             timer: None,
             fault: None,
@@ -287,6 +290,9 @@ impl Pipe {
                 Action::Fail(Failure::AdoptOverdue) => {
                     tracing::info!(peer = %self.conn.peer_addr(), "the accepted socket never arrived");
                     self.fault(PipeError::HandshakeTimeout, ctx);
+                }
+                Action::Fail(Failure::Framing(e)) => {
+                    self.fault(PipeError::Decode(msgr::DecodeError::V2(Box::new(e))), ctx);
                 }
             }
         }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
+use msgr::framing::{SessionDecoder, V2Decoder};
 use msgr::handshake::connector::uses_msg_auth;
 use msgr::pipe::Queued;
 use msgr::session::Receive;
@@ -76,9 +77,14 @@ impl Pipe {
             idle_timeout: cfg.ms_connection_idle_timeout,
             injector: self.shared.injector.clone(),
         };
-        let decoder = FrameDecoder::new(uses_msg_auth(features), cfg.decoder_limits())
-            .with_body_gate()
-            .with_verifier(verifier);
+        let decoder = match self.v2_reader.take() {
+            Some(r) => SessionDecoder::V2(V2Decoder::new(r, self.conn.peer_name())),
+            None => SessionDecoder::V1(
+                FrameDecoder::new(uses_msg_auth(features), cfg.decoder_limits())
+                    .with_body_gate()
+                    .with_verifier(verifier),
+            ),
+        };
         let reader = PipeReader::new(
             r,
             inbuf,
