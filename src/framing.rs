@@ -20,8 +20,8 @@ use crate::wire::{
 pub enum SessionEncoder {
     /// msgr v1.
     V1(FrameEncoder),
-    /// msgr2.1, crc or secure.
-    V2(FrameWriter),
+    /// msgr2.1, crc or secure (boxed: its cipher state is large).
+    V2(Box<FrameWriter>),
 }
 
 impl SessionEncoder {
@@ -102,8 +102,8 @@ impl SessionEncoder {
 pub enum SessionDecoder {
     /// msgr v1.
     V1(FrameDecoder),
-    /// msgr2.1, crc or secure.
-    V2(V2Decoder),
+    /// msgr2.1, crc or secure (boxed: its cipher state is large).
+    V2(Box<V2Decoder>),
 }
 
 /// msgr2's message phase as [`Frame`]s: MESSAGE (with its piggy-backed ACK after it), ACK,

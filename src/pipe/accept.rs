@@ -150,12 +150,14 @@ impl Machine {
         self.session.set_lossy(acc.lossy);
         let gen = self.open_socket(
             now,
-            acc.features,
-            acc.peer_acked_seq,
-            acc.restart_in_seq,
-            true,
-            acc.session_key.as_ref(),
-            None,
+            super::Opening {
+                features: acc.features,
+                peer_acked: acc.peer_acked_seq,
+                restart_in_seq: acc.restart_in_seq,
+                accepted: true,
+                session_key: acc.session_key.as_ref(),
+                framing: None,
+            },
         )?;
         self.act(Action::Event(PipeEvent::Accept));
         Ok(Completion::Opened { gen })

@@ -120,12 +120,14 @@ impl Machine {
         let restart = est.peer_acked_seq.is_none();
         let gen = self.open_socket(
             now,
-            est.features,
-            est.peer_acked_seq,
-            restart,
-            false,
-            est.session_key.as_ref(),
-            framing,
+            super::Opening {
+                features: est.features,
+                peer_acked: est.peer_acked_seq,
+                restart_in_seq: restart,
+                accepted: false,
+                session_key: est.session_key.as_ref(),
+                framing,
+            },
         )?;
         self.act(Action::Event(PipeEvent::Connect));
         Ok(Completion::Opened { gen })

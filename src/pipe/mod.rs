@@ -77,6 +77,21 @@ pub struct PipeConfig {
     pub sign_messages: bool,
 }
 
+/// What a finished handshake opens a socket with.
+struct Opening<'a> {
+    features: u64,
+    /// From SEQ (or RECONNECT_OK): the last of our messages the peer has.
+    peer_acked: Option<u64>,
+    /// in_seq restarts and requeued messages are dropped.
+    restart_in_seq: bool,
+    /// An accepted socket (else dialled).
+    accepted: bool,
+    /// The authorizer's session key (signs v1 messages).
+    session_key: Option<&'a CryptoKey>,
+    /// msgr2's writer; None: msgr v1.
+    framing: Option<SessionEncoder>,
+}
+
 /// What the runtime must do, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -329,16 +344,15 @@ impl Machine {
     }
 
     /// Checks a peer's claim of what it already has (the SEQ exchange) and opens the socket.
-    fn open_socket(
-        &mut self,
-        now: Instant,
-        features: u64,
-        peer_acked: Option<u64>,
-        restart_in_seq: bool,
-        accepted: bool,
-        session_key: Option<&CryptoKey>,
-        framing: Option<SessionEncoder>,
-    ) -> Result<u64, SessionError> {
+    fn open_socket(&mut self, now: Instant, o: Opening<'_>) -> Result<u64, SessionError> {
+        let Opening {
+            features,
+            peer_acked,
+            restart_in_seq,
+            accepted,
+            session_key,
+            framing,
+        } = o;
         match peer_acked.map(|acked| self.session.skip_acked_by_peer(acked)) {
             Some(Ok(_)) => {}
             // The claim cannot be true: this socket is not to be trusted. The caller faults

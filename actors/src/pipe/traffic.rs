@@ -78,7 +78,7 @@ impl Pipe {
             injector: self.shared.injector.clone(),
         };
         let decoder = match self.v2_reader.take() {
-            Some(r) => SessionDecoder::V2(V2Decoder::new(r, self.conn.peer_name())),
+            Some(r) => SessionDecoder::V2(Box::new(V2Decoder::new(r, self.conn.peer_name()))),
             None => SessionDecoder::V1(
                 FrameDecoder::new(uses_msg_auth(features), cfg.decoder_limits())
                     .with_body_gate()
