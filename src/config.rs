@@ -280,9 +280,58 @@ options! {
     auth_client_required: String = String::new();
     /// Sign v1 messages on sessions opened with a cephx authorizer (and check the peer's).
     cephx_sign_messages: bool = true;
+    /// msgr2 connection modes a client offers a monitor, in order (`secure`, `crc`).
+    ms_mon_client_mode: String = "secure crc".to_string();
+    /// msgr2 connection modes a client offers other daemons, in order.
+    ms_client_mode: String = "crc secure".to_string();
+    /// msgr2 modes a monitor allows from non-monitor peers.
+    ms_mon_service_mode: String = "secure crc".to_string();
+    /// msgr2 modes a daemon allows from clients.
+    ms_service_mode: String = "crc secure".to_string();
+    /// msgr2 modes between monitors (and monitor / manager).
+    ms_mon_cluster_mode: String = "secure crc".to_string();
+    /// msgr2 modes between daemons.
+    ms_cluster_mode: String = "crc secure".to_string();
+}
+
+/// A msgr2 mode list as Ceph writes it (`secure crc`, commas or spaces): 2 = secure, 1 = crc.
+pub fn parse_modes(text: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for w in text.split([',', ' ', ';', '\t']).filter(|w| !w.is_empty()) {
+        let m = match w {
+            "secure" => 2,
+            "crc" => 1,
+            other => return Err(format!("unknown connection mode {other:?}")),
+        };
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    if out.is_empty() {
+        return Err("no connection mode".into());
+    }
+    Ok(out)
 }
 
 impl Config {
+    /// The msgr2 modes we offer a peer of type `peer` when we are of type `me` (Ceph's
+    /// `AuthRegistry` choice of option).
+    pub fn client_modes(&self, me: crate::EntityType, peer: crate::EntityType) -> Vec<u32> {
+        use crate::EntityType as T;
+        let mon_or_mgr = |t: T| matches!(t, T::MON | T::MGR);
+        let daemon = |t: T| matches!(t, T::MON | T::OSD | T::MDS | T::MGR);
+        let text = if mon_or_mgr(me) && mon_or_mgr(peer) {
+            &self.ms_mon_cluster_mode
+        } else if mon_or_mgr(peer) {
+            &self.ms_mon_client_mode
+        } else if daemon(me) && daemon(peer) {
+            &self.ms_cluster_mode
+        } else {
+            &self.ms_client_mode
+        };
+        parse_modes(text).unwrap_or_else(|_| vec![2, 1])
+    }
+
     /// Checks ranges and relations between options.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
@@ -294,6 +343,18 @@ impl Config {
         }
         if self.ms_initial_backoff > self.ms_max_backoff {
             return bad("ms_initial_backoff exceeds ms_max_backoff".into());
+        }
+        for (name, v) in [
+            ("ms_mon_client_mode", &self.ms_mon_client_mode),
+            ("ms_client_mode", &self.ms_client_mode),
+            ("ms_mon_service_mode", &self.ms_mon_service_mode),
+            ("ms_service_mode", &self.ms_service_mode),
+            ("ms_mon_cluster_mode", &self.ms_mon_cluster_mode),
+            ("ms_cluster_mode", &self.ms_cluster_mode),
+        ] {
+            if let Err(e) = parse_modes(v) {
+                return bad(format!("{name}: {e}"));
+            }
         }
         for (name, v) in [
             ("auth_cluster_required", &self.auth_cluster_required),

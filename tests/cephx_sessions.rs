@@ -37,6 +37,7 @@ async fn cephx_osd(rec: Recorder, config: Config) -> Messenger {
                 rotating: Vec::new(),
             },
             tickets: None,
+            mon_identity: None,
         })
         .dispatcher(Arc::new(rec))
         .build()

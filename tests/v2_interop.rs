@@ -24,6 +24,15 @@ use msgr::{EntityAddr, EntityName, EntityType, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A mon as deployed: dual-bound, cephx required.
+fn default_mon() -> Option<CephMon> {
+    CephMon::start_opts(MonOpts {
+        cephx: true,
+        msgr2: true,
+        ..MonOpts::default()
+    })
+}
+
 fn admin_key(mon: &CephMon) -> CryptoKey {
     let ring = Keyring::parse(&std::fs::read_to_string(mon.admin_keyring()).unwrap()).unwrap();
     ring.get(&"client.admin".parse().unwrap()).unwrap().clone()
@@ -138,11 +147,7 @@ async fn ask(
 
 #[tokio::test]
 async fn secure_and_crc_sessions_with_a_real_mon() {
-    let Some(mon) = CephMon::start_opts(MonOpts {
-        cephx: true,
-        msgr2: true,
-        ..MonOpts::default()
-    }) else {
+    let Some(mon) = default_mon() else {
         return;
     };
     for (modes, expect) in [(vec![2, 1], 2), (vec![1], 1)] {
@@ -167,11 +172,7 @@ async fn secure_and_crc_sessions_with_a_real_mon() {
 
 #[tokio::test]
 async fn a_wrong_key_is_refused_with_eacces() {
-    let Some(mon) = CephMon::start_opts(MonOpts {
-        cephx: true,
-        msgr2: true,
-        ..MonOpts::default()
-    }) else {
+    let Some(mon) = default_mon() else {
         return;
     };
     let wrong = CryptoKey::new((0, 0), &[7; 16]).unwrap();
@@ -183,5 +184,94 @@ async fn a_wrong_key_is_refused_with_eacces() {
         }) => {}
         Err(e) => panic!("refused, but not as expected: {e:?}"),
         Ok(_) => panic!("a wrong key was accepted"),
+    }
+}
+
+mod messenger {
+    //! The same through the messenger: a lossy client session over msgr2.
+    use std::sync::{Arc, Mutex};
+
+    use msgr::messages::{MMonGetMap, MPing};
+    use msgr::{Config, Policy};
+    use msgr_actors::{AuthSetup, Connection, Dispatcher, Messenger};
+
+    use super::*;
+
+    #[derive(Default, Clone)]
+    struct Inbox(Arc<Mutex<Vec<Message>>>);
+
+    impl Dispatcher for Inbox {
+        fn ms_dispatch(&self, _: &Connection, msg: Message) -> bool {
+            self.0.lock().unwrap().push(msg);
+            true
+        }
+    }
+
+    impl Inbox {
+        fn count(&self, ty: u16) -> usize {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|m| m.msg_type == ty)
+                .count()
+        }
+    }
+
+    async fn wait(secs: u64, what: &str, cond: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_messenger_pings_and_gets_the_monmap_over_msgr2_secure_and_crc() {
+        let Some(mon) = default_mon() else {
+            return;
+        };
+        for mode in ["secure crc", "crc"] {
+            let inbox = Inbox::default();
+            let config = Config {
+                ms_mon_client_mode: mode.into(),
+                ..Config::default()
+            };
+            let m = Messenger::builder(EntityName::anonymous_client())
+                .config(config)
+                .default_policy(Policy::lossy_client(0))
+                .auth(AuthSetup {
+                    mon_identity: Some(("client.admin".parse().unwrap(), admin_key(&mon), 0x35)),
+                    ..AuthSetup::default()
+                })
+                .dispatcher(Arc::new(inbox.clone()))
+                .build()
+                .unwrap();
+            let addr: EntityAddr = format!("127.0.0.1:{}/0", mon.v2_port.unwrap())
+                .parse()
+                .unwrap();
+            let conn = m.get_connection_v2(addr, EntityType::MON).await.unwrap();
+            for _ in 0..10 {
+                conn.send_message(Message::from_payload(&MPing)).unwrap();
+            }
+            conn.send_message(Message::from_payload(&MMonGetMap))
+                .unwrap();
+            wait(20, "ten ping replies and the monmap", || {
+                inbox.count(CEPH_MSG_PING) == 10 && inbox.count(CEPH_MSG_MON_MAP) >= 1
+            })
+            .await;
+            let c = m.counters();
+            assert_eq!((c.faults, c.reconnects), (0, 0), "{mode}");
+            let replies: Vec<i64> = inbox
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|m| m.msg_type == CEPH_MSG_PING)
+                .map(|m| m.src.num)
+                .collect();
+            assert!(replies.iter().all(|&n| n == 0), "from mon.0: {replies:?}");
+            m.shutdown().await;
+        }
     }
 }

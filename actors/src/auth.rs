@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use msgr::auth::cephx::{
-    self_made_ticket, types, CephxError, ClientAuthorizer, ServiceKeys, Ticket,
+    self_made_ticket, types, CephxError, ClientAuthorizer, MonAuthClient, ServiceKeys, Ticket,
 };
 use msgr::auth::{AuthMethod, AuthMethods, AuthName, CryptoKey};
 use msgr::handshake::{Authorizer, ServerAuth, SocketAuth};
+use msgr::v2::connector::ClientAuth;
 use msgr::{Config, EntityType};
 use rand::RngCore;
 
@@ -72,6 +73,9 @@ pub struct AuthSetup {
     /// Where dials get tickets ([`crate::MonAuth`] after authenticating, or a
     /// [`SharedServiceKey`]).
     pub tickets: Option<Arc<dyn TicketSource>>,
+    /// Who we are to monitors over msgr2, where authenticating is part of the handshake
+    /// (`AUTH_MODE_MON`): a name and its key, and the tickets to ask for (entity-type bits).
+    pub mon_identity: Option<(AuthName, CryptoKey, u32)>,
 }
 
 impl AuthSetup {
@@ -91,6 +95,7 @@ impl AuthSetup {
                 key,
                 validity: Duration::from_secs(3600),
             })),
+            mon_identity: None,
         }
     }
 }
@@ -103,6 +108,8 @@ pub(crate) struct RuntimeAuth {
     pub(crate) client: AuthMethods,
     /// Where dials get tickets.
     tickets: Option<Arc<dyn TicketSource>>,
+    /// Who we are to monitors over msgr2.
+    mon_identity: Option<(AuthName, CryptoKey, u32)>,
     /// The auth-none authorizer sent when none is what we offer.
     none_authorizer: Option<Authorizer>,
 }
@@ -127,7 +134,8 @@ impl RuntimeAuth {
         } else {
             &[AuthMethod::None]
         };
-        let dial_default: &[AuthMethod] = if setup.tickets.is_some() {
+        let dial_default: &[AuthMethod] = if setup.tickets.is_some() || setup.mon_identity.is_some()
+        {
             &[AuthMethod::Cephx, AuthMethod::None]
         } else {
             &[AuthMethod::None]
@@ -140,7 +148,10 @@ impl RuntimeAuth {
                 "auth_cluster_required / auth_service_required allow cephx, but the messenger has no service key to verify tickets with",
             ));
         }
-        if setup.tickets.is_none() && client.iter().eq([AuthMethod::Cephx]) {
+        if setup.tickets.is_none()
+            && setup.mon_identity.is_none()
+            && client.iter().eq([AuthMethod::Cephx])
+        {
             return Err(unusable(
                 "auth_client_required is cephx only, but the messenger has no ticket source",
             ));
@@ -153,6 +164,7 @@ impl RuntimeAuth {
             }),
             client,
             tickets: setup.tickets,
+            mon_identity: setup.mon_identity,
             none_authorizer,
         })
     }
@@ -187,6 +199,43 @@ impl RuntimeAuth {
             }
         }
         Err(CephxError::NoTicket(service))
+    }
+}
+
+impl RuntimeAuth {
+    /// How a msgr2 dial to a `peer_type` authenticates: to a monitor with our identity
+    /// (tickets come back in the handshake), else with a ticket's authorizer, else none, in
+    /// the order `auth_client_required` gives.
+    pub(crate) fn v2_client_auth(&self, peer_type: EntityType) -> Result<ClientAuth, CephxError> {
+        for method in self.client.iter() {
+            match method {
+                AuthMethod::Cephx => {
+                    if let (EntityType::MON, Some((name, key, want))) =
+                        (peer_type, &self.mon_identity)
+                    {
+                        let client = MonAuthClient::new(name.clone(), key.clone(), *want);
+                        return Ok(ClientAuth::Mon {
+                            client: Box::new(client),
+                            client_challenge: rand::rngs::OsRng.next_u64(),
+                        });
+                    }
+                    if let (_, Some(cephx)) = self.dial_auth(peer_type)? {
+                        return Ok(ClientAuth::Authorizer(cephx));
+                    }
+                }
+                AuthMethod::None => {
+                    let name = match &self.mon_identity {
+                        Some((n, _, _)) => n.clone(),
+                        None => AuthName {
+                            ty: EntityType::CLIENT,
+                            id: "admin".into(),
+                        },
+                    };
+                    return Ok(ClientAuth::None { name, global_id: 0 });
+                }
+            }
+        }
+        Err(CephxError::NoTicket(u32::from(peer_type.0)))
     }
 }
 

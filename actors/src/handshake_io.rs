@@ -5,6 +5,7 @@
 
 use bytes::{Bytes, BytesMut};
 use msgr::handshake::{Acceptor, AcceptorEvent, Connector, ConnectorEvent, HandshakeError};
+use msgr::v2::connector::{V2Connector, V2ConnectorEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -32,6 +33,21 @@ impl Handshake for Connector {
     }
     fn wanted(&self) -> usize {
         Connector::wanted(self)
+    }
+}
+
+impl Handshake for V2Connector {
+    type Event = V2ConnectorEvent;
+    fn step(&mut self, input: &mut BytesMut) -> Result<Option<V2ConnectorEvent>, HandshakeError> {
+        self.handle_input(input)
+            .map_err(|e| HandshakeError::V2(Box::new(e)))
+    }
+    fn take_output(&mut self) -> Option<Bytes> {
+        V2Connector::take_output(self)
+    }
+    fn wanted(&self) -> usize {
+        // The connector consumes whatever is there: any byte may complete its next step.
+        1
     }
 }
 

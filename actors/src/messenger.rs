@@ -314,7 +314,28 @@ impl Messenger {
         addr: EntityAddr,
         peer_type: EntityType,
     ) -> Result<Connection, MessengerError> {
-        self.connection(addr, peer_type, true).await
+        self.connection(addr, peer_type, true, false).await
+    }
+
+    /// Like [`get_connection`](Self::get_connection), speaking msgr2.1 to the peer's msgr2
+    /// address (crc or secure, as the `ms_*_mode` options and the peer agree). Lossy sessions
+    /// only for now.
+    pub async fn get_connection_v2(
+        &self,
+        addr: EntityAddr,
+        peer_type: EntityType,
+    ) -> Result<Connection, MessengerError> {
+        self.connection(addr, peer_type, true, true).await
+    }
+
+    /// Like [`connect`](Self::connect), speaking msgr2.1.
+    pub async fn connect_v2(
+        &self,
+        addr: SocketAddr,
+        peer_type: EntityType,
+    ) -> Result<Connection, MessengerError> {
+        self.connection(EntityAddr::new(addr, 0), peer_type, false, true)
+            .await
     }
 
     /// Like [`get_connection`](Self::get_connection) for a bare `IP:port`: whatever nonce the
@@ -324,7 +345,7 @@ impl Messenger {
         addr: SocketAddr,
         peer_type: EntityType,
     ) -> Result<Connection, MessengerError> {
-        self.connection(EntityAddr::new(addr, 0), peer_type, false)
+        self.connection(EntityAddr::new(addr, 0), peer_type, false, false)
             .await
     }
 
@@ -333,6 +354,7 @@ impl Messenger {
         addr: EntityAddr,
         peer_type: EntityType,
         check_nonce: bool,
+        v2: bool,
     ) -> Result<Connection, MessengerError> {
         self.check_running()?;
         if addr.addr.is_none() || addr.port() == 0 {
@@ -346,6 +368,7 @@ impl Messenger {
             addr,
             peer_type,
             check_nonce,
+            v2,
         };
         self.inner
             .registry

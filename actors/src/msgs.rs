@@ -216,6 +216,8 @@ pub(crate) struct GetConnection {
     pub(crate) addr: EntityAddr,
     pub(crate) peer_type: EntityType,
     pub(crate) check_nonce: bool,
+    /// Dial with msgr2.
+    pub(crate) v2: bool,
 }
 
 /// accept task → Registry: find (or create, on `shard`) the Pipe that will decide on a connect

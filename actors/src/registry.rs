@@ -83,6 +83,7 @@ impl Handler<GetConnection> for Registry {
             m.peer_type,
             m.check_nonce,
             true,
+            m.v2,
         );
         self.file(m.addr, pipe, conn.clone());
         Some(conn)
@@ -104,6 +105,7 @@ impl Handler<RouteAccept> for Registry {
                 m.peer_type,
                 false,
                 false,
+                false,
             );
             let route = Pipe::accept_route(&pipe);
             self.anonymous.insert(conn.id(), (pipe, conn));
@@ -120,6 +122,7 @@ impl Handler<RouteAccept> for Registry {
             m.peer_addr,
             m.peer_type,
             true,
+            false,
             false,
         );
         let route = Pipe::accept_route(&pipe);

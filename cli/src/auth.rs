@@ -70,6 +70,7 @@ impl AuthArgs {
                     rotating: Vec::new(),
                 },
                 tickets: None,
+                mon_identity: None,
             },
         })
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use msgr_actors::msgr::auth::cephx::MonAuthClient;
 use msgr_actors::msgr::messages::{MPing, MonPingReply, CEPH_MSG_PING};
 use msgr_actors::msgr::{Config, EntityName, EntityType, Message, Policy};
-use msgr_actors::{Connection, Dispatcher, Messenger, MonAuth, MonAuthError};
+use msgr_actors::{AuthSetup, Connection, Dispatcher, Messenger, MonAuth, MonAuthError};
 use tokio::sync::mpsc;
 
 use crate::auth::{AuthArgs, Identity};
@@ -18,7 +18,8 @@ const WANT_TICKETS: u32 = 0x35;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The monitor: `127.0.0.1:6789` or `v1:127.0.0.1:6789/0`.
+    /// The monitor: `127.0.0.1:6789`, `v1:127.0.0.1:6789/0`, or `v2:127.0.0.1:3300` (msgr2;
+    /// `--ms-mon-client-mode` picks secure or crc).
     addr: PeerAddr,
     /// Pings to send, one after another, on one connection.
     #[arg(long, default_value_t = 1)]
@@ -60,10 +61,18 @@ impl Dispatcher for Forward {
 }
 
 pub async fn run(args: Args, config: Config) -> Result<(), String> {
-    let identity = args.auth.identity()?;
+    let mut identity = args.auth.identity()?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mon_auth = MonAuth::new();
+    // Over msgr2 authentication is part of the handshake; over v1 it is MAuth afterwards.
+    let mut setup = AuthSetup::default();
+    if args.addr.v2 {
+        if let Some(id) = identity.take() {
+            setup.mon_identity = Some((id.name, id.key, WANT_TICKETS));
+        }
+    }
     let m = Messenger::builder(EntityName::anonymous_client())
+        .auth(setup)
         .config(config)
         .default_policy(Policy::lossy_client(0))
         .dispatcher(mon_auth.dispatcher())

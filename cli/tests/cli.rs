@@ -55,6 +55,19 @@ fn ping_a_real_mon_prints_one_json_document_per_reply() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("state leader"));
 }
 
+/// A keyring with a client.admin key the mon never saw, made by ceph-authtool.
+fn stranger_keyring(mon: &ceph_harness::CephMon) -> std::path::PathBuf {
+    let stranger = mon.dir().join("stranger.keyring");
+    let made = Command::new("ceph-authtool")
+        .arg("--create-keyring")
+        .arg(&stranger)
+        .args(["--gen-key", "-n", "client.admin"])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    stranger
+}
+
 #[test]
 fn ping_with_cephx_authenticates_and_a_key_the_mon_does_not_know_is_refused() {
     let Some(mon) = ceph_harness::CephMon::start_cephx() else {
@@ -72,14 +85,7 @@ fn ping_with_cephx_authenticates_and_a_key_the_mon_does_not_know_is_refused() {
     assert_eq!(doc["mon_status"]["quorum"], serde_json::json!([0]), "{doc}");
 
     // The same name with another key (a keyring ceph-authtool made, which the mon never saw).
-    let stranger = mon.dir().join("stranger.keyring");
-    let made = Command::new("ceph-authtool")
-        .arg("--create-keyring")
-        .arg(&stranger)
-        .args(["--gen-key", "-n", "client.admin"])
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    let stranger = stranger_keyring(&mon);
     let out = msgr()
         .args(["ping", &addr, "-n", "client.admin", "-k"])
         .arg(&stranger)
@@ -449,4 +455,41 @@ fn serve_and_bench_with_cephx_and_a_wrong_key_is_refused() {
     }
     stop(serve);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `msgr ping v2:...` against a mon in its default shape (dual-bound, cephx): the status comes
+/// back over msgr2 in secure mode and with `--ms-mon-client-mode crc`; a wrong key is refused
+/// with a non-zero exit and one line.
+#[test]
+fn ping_over_msgr2_secure_and_crc_and_a_wrong_key_is_refused() {
+    let Some(mon) = ceph_harness::CephMon::start_opts(ceph_harness::MonOpts {
+        cephx: true,
+        msgr2: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let addr = format!("v2:127.0.0.1:{}", mon.v2_port.unwrap());
+    for extra in [&[][..], &["--ms-mon-client-mode", "crc"][..]] {
+        let out = msgr()
+            .args(["ping", &addr, "-n", "client.admin", "-k"])
+            .arg(mon.admin_keyring())
+            .args(["--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_str(stdout_of_success(out).trim()).unwrap();
+        assert_eq!(doc["mon_status"]["quorum"], serde_json::json!([0]), "{doc}");
+    }
+    let stranger = stranger_keyring(&mon);
+    let out = msgr()
+        .args(["ping", &addr, "-n", "client.admin", "-k"])
+        .arg(&stranger)
+        .args(["--timeout", "20"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("EACCES"), "{err}");
 }

@@ -110,6 +110,9 @@ pub enum HandshakeError {
     /// session key, or our service could not verify the peer's authorizer.
     #[error("cephx: {0}")]
     Cephx(#[from] crate::auth::cephx::CephxError),
+    /// A msgr2 handshake step failed.
+    #[error("msgr2: {0}")]
+    V2(Box<crate::v2::V2Error>),
     /// The runtime called a method the state machine was not ready for.
     #[error("handshake used out of order: {0}")]
     OutOfOrder(&'static str),

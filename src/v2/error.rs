@@ -98,6 +98,9 @@ pub enum V2Error {
     /// IDENT_MISSING_FEATURES, or the peer lacks features we require.
     #[error("feature mismatch: required bits {0:#x} are missing")]
     MissingFeatures(u64),
+    /// Something msgr2 does not do yet here.
+    #[error("not supported over msgr2 yet: {0}")]
+    Unsupported(&'static str),
     /// A frame that does not belong at this point of the handshake.
     #[error("unexpected {0} frame during the handshake")]
     OutOfOrder(&'static str),

@@ -22,6 +22,9 @@ impl Pipe {
         in_seq: u64,
         ctx: &mut Context<Self>,
     ) {
+        if self.v2 {
+            return self.dial_v2(attempt, connect_seq, ctx);
+        }
         let peer = self.conn.peer_addr();
         let Some(sock) = peer.addr else {
             return self.machine.dial_impossible(attempt);
@@ -69,7 +72,12 @@ impl Pipe {
     }
 
     /// A handshake numbered `attempt` failed: it faults the session if it still counted.
-    fn handshake_failed(&mut self, attempt: u64, error: PipeError, ctx: &mut Context<Self>) {
+    pub(super) fn handshake_failed(
+        &mut self,
+        attempt: u64,
+        error: PipeError,
+        ctx: &mut Context<Self>,
+    ) {
         if self.machine.handshake_failed(attempt) {
             self.handshake = None;
             self.fault(error, ctx);
@@ -83,7 +91,7 @@ impl Pipe {
     }
 
     /// Reports a finished handshake's outcome, with its socket ready for `OpenSocket`.
-    fn completed(
+    pub(super) fn completed(
         &mut self,
         attempt: u64,
         socket: HandedSocket,
@@ -102,6 +110,7 @@ impl Pipe {
         }
         self.drive(ctx);
         self.handed = None;
+        self.v2_reader = None;
     }
 
     fn on_connected(

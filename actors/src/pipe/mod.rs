@@ -14,6 +14,7 @@
 //! input, flushes), `handover.rs` (dials and accept hand-overs), `handshake.rs` (the handshake
 //! IO loops).
 
+mod dial_v2;
 mod handover;
 mod handshake;
 #[cfg(feature = "fault-injection")]
@@ -88,8 +89,10 @@ pub struct Pipe {
     handshake: Option<SpawnHandle>,
     /// Set between a handshake's success and the machine's `OpenSocket`.
     handed: Option<HandedSocket>,
+    /// The peer speaks msgr2 (dials run the msgr2 handshake).
+    v2: bool,
     /// A msgr2 handshake's reader (its cipher state), for the socket `OpenSocket` opens.
-    v2_reader: Option<msgr::v2::FrameReader>,
+    v2_reader: Option<msgr::framing::V2Decoder>,
     socket: Option<Socket>,
     /// The machine's earliest deadline, and the future that reports it.
     timer: Option<(Instant, SpawnHandle)>,
@@ -117,6 +120,7 @@ impl Pipe {
         peer_type: EntityType,
         check_peer_nonce: bool,
         dial_first: bool,
+        v2: bool,
     ) -> (Addr<Pipe>, Connection) {
         Counters::add(&shared.counters.shard(shard).connections_created, 1);
         let id = shared.next_conn_id();
@@ -131,7 +135,7 @@ impl Pipe {
         let pipe_conn = conn.clone();
         let sh = shared.clone();
         let addr = Supervisor::start_in_arbiter(&shared.shards[shard], move |_ctx| {
-            Pipe::new(sh, pipe_conn, policy, check_peer_nonce, dial_first)
+            Pipe::new(sh, pipe_conn, policy, check_peer_nonce, dial_first, v2)
         });
         if let Target::Pipe(cell) = &conn.inner.target {
             let _ = cell.set(Box::new(addr.downgrade()));
@@ -153,6 +157,7 @@ impl Pipe {
         policy: Policy,
         check_peer_nonce: bool,
         dial_first: bool,
+        v2: bool,
     ) -> Self {
         let cfg = &shared.config;
         let peer = conn.peer_addr();
@@ -181,6 +186,7 @@ impl Pipe {
             policy,
             handshake: None,
             handed: None,
+            v2,
             v2_reader: None,
             socket: None,
             timer: None,

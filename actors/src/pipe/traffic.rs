@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use msgr::framing::{SessionDecoder, V2Decoder};
+use msgr::framing::SessionDecoder;
 use msgr::handshake::connector::uses_msg_auth;
 use msgr::pipe::Queued;
 use msgr::session::Receive;
@@ -78,7 +78,7 @@ impl Pipe {
             injector: self.shared.injector.clone(),
         };
         let decoder = match self.v2_reader.take() {
-            Some(r) => SessionDecoder::V2(Box::new(V2Decoder::new(r, self.conn.peer_name()))),
+            Some(d) => SessionDecoder::V2(Box::new(d)),
             None => SessionDecoder::V1(
                 FrameDecoder::new(uses_msg_auth(features), cfg.decoder_limits())
                     .with_body_gate()

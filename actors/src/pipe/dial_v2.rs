@@ -1,0 +1,200 @@
+//! Dialling over msgr2: the V2Connector over a new socket (its decisions are `msgr::v2`'s),
+//! then the session opens on the machine with msgr2's framing, as a v1 dial's would.
+//! Lossy sessions only for now: resuming a lossless session (SESSION_RECONNECT with cookies)
+//! waits for the msgr2 acceptor, so that both sides can be tested.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use msgr::framing::{SessionEncoder, V2Decoder};
+use msgr::handshake::{Established, HandshakeError};
+use msgr::pipe::Completion;
+use msgr::v2::addr::{AddrType, AddrVec, TypedAddr};
+use msgr::v2::connector::{
+    unbound_addrs, V2Connector, V2ConnectorEvent, V2ConnectorParams, V2Established,
+};
+use msgr::v2::{FrameLimits, FrameReader, FrameWriter, V2Error};
+use msgr::{EntityAddr, EntityName};
+use tokio::net::TcpStream;
+
+use super::{now, HandedSocket, Pipe};
+use crate::auth::wall_clock;
+use crate::error::PipeError;
+use crate::handshake_io::next_event;
+use crate::net;
+use crate::shared::Shared;
+
+/// A finished msgr2 dial.
+pub(super) struct V2Outcome {
+    stream: TcpStream,
+    inbuf: BytesMut,
+    est: V2Established,
+    reader: FrameReader,
+    writer: FrameWriter,
+}
+
+fn v2_error(e: V2Error) -> PipeError {
+    PipeError::Handshake(HandshakeError::V2(Box::new(e)))
+}
+
+impl Pipe {
+    /// The machine dials, and the peer speaks msgr2.
+    pub(super) fn dial_v2(&mut self, attempt: u64, connect_seq: u32, ctx: &mut Context<Self>) {
+        let peer = self.conn.peer_addr();
+        let Some(sock) = peer.addr else {
+            return self.machine.dial_impossible(attempt);
+        };
+        if !self.policy.lossy {
+            let e = v2_error(V2Error::Unsupported(
+                "lossless sessions (SESSION_RECONNECT)",
+            ));
+            return self.handshake_failed(attempt, e, ctx);
+        }
+        let peer_type = self.conn.peer_type();
+        let auth = match self.shared.auth.v2_client_auth(peer_type) {
+            Ok(a) => a,
+            Err(e) => {
+                let e = PipeError::Handshake(HandshakeError::Cephx(e));
+                return self.handshake_failed(attempt, e, ctx);
+            }
+        };
+        let cfg = &self.shared.config;
+        let me = self.shared.my_addr();
+        let my_addrs = if me.is_blank_ip() {
+            unbound_addrs(me.nonce)
+        } else {
+            AddrVec(vec![TypedAddr::v2(me)])
+        };
+        let params = V2ConnectorParams {
+            my_type: self.shared.name.ty,
+            my_addrs,
+            target: TypedAddr::v2(peer),
+            check_peer_nonce: self.check_peer_nonce,
+            peer_type,
+            gid: self.shared.name.num,
+            global_seq: u64::from(self.shared.next_global_seq(0)),
+            features_supported: self.policy.features_supported,
+            features_required: self.policy.features_required,
+            lossy: self.policy.lossy,
+            client_cookie: 0,
+            modes: cfg.client_modes(self.shared.name.ty, peer_type),
+            auth,
+            learn_addr: cfg.ms_learn_addr_from_peer,
+            resume: None,
+            limits: FrameLimits {
+                max_message: cfg.ms_max_message_bytes,
+                ..FrameLimits::default()
+            },
+            now: wall_clock(),
+        };
+        let fut = connect_v2(sock, params, self.shared.clone());
+        let h = ctx.spawn(
+            fut.into_actor(self)
+                .map(move |res, act, ctx| act.on_connected_v2(attempt, connect_seq, res, ctx)),
+        );
+        self.handshake = Some(h);
+    }
+
+    fn on_connected_v2(
+        &mut self,
+        attempt: u64,
+        connect_seq: u32,
+        res: Result<V2Outcome, PipeError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let out = match res {
+            Ok(out) => out,
+            Err(e) => return self.handshake_failed(attempt, e, ctx),
+        };
+        let peer = self.conn.peer_addr();
+        let v2 = &out.est;
+        // The server's nonce, from the msgr2 address it lists for the socket we dialled.
+        let nonce = v2
+            .peer_addrs
+            .0
+            .iter()
+            .find(|a| a.ty == AddrType::Msgr2 && a.addr.addr == peer.addr)
+            .map_or(peer.nonce, |a| a.addr.nonce);
+        let my_addr = v2
+            .my_addrs
+            .0
+            .first()
+            .map_or(self.shared.my_addr(), |a| EntityAddr {
+                nonce: self.shared.my_addr().nonce,
+                addr: a.addr.addr,
+            });
+        let est = Established {
+            peer_addr: EntityAddr {
+                nonce,
+                addr: peer.addr,
+            },
+            my_addr,
+            features: v2.features,
+            connect_seq: connect_seq.wrapping_add(1),
+            peer_global_seq: v2.peer_global_seq as u32,
+            global_seq: 0,
+            lossy: v2.lossy,
+            peer_acked_seq: v2.peer_acked_seq,
+            // msgr2 has no per-message signatures: the frames carry their own integrity.
+            session_key: None,
+        };
+        let src = EntityName::new(self.conn.peer_type(), v2.peer_gid);
+        self.v2_reader = Some(V2Decoder::new(out.reader, src));
+        let framing = SessionEncoder::V2(Box::new(out.writer));
+        let outcome = self
+            .machine
+            .dialled_with(now(), attempt, &est, Some(framing));
+        if !matches!(outcome, Ok(Completion::Stale)) {
+            if self.shared.my_addr().is_blank_ip() && !my_addr.is_blank_ip() {
+                self.shared.learn_addr(my_addr);
+            }
+            self.conn.set_peer_addr(est.peer_addr);
+        }
+        let socket = HandedSocket {
+            stream: out.stream,
+            inbuf: out.inbuf,
+            slot: None,
+        };
+        self.completed(attempt, socket, outcome, ctx);
+    }
+}
+
+/// Dials `peer` and runs the msgr2 connector to READY within `ms_connection_ready_timeout`.
+async fn connect_v2(
+    peer: SocketAddr,
+    params: V2ConnectorParams,
+    shared: Arc<Shared>,
+) -> Result<V2Outcome, PipeError> {
+    let deadline = tokio::time::Instant::now() + shared.config.ms_connection_ready_timeout;
+    tokio::time::timeout_at(deadline, async move {
+        let mut stream = TcpStream::connect(peer).await?;
+        net::tune(&stream, &shared.config)?;
+        let mut conn = V2Connector::new(params);
+        let mut inbuf = BytesMut::with_capacity(1024);
+        loop {
+            match next_event(&mut stream, &mut conn, &mut inbuf).await? {
+                V2ConnectorEvent::Ready(est) => {
+                    let (reader, writer) = conn.into_codec();
+                    return Ok(V2Outcome {
+                        stream,
+                        inbuf,
+                        est: *est,
+                        reader,
+                        writer,
+                    });
+                }
+                V2ConnectorEvent::NeedGlobalSeq { peer_global_seq } => {
+                    let gs = shared.next_global_seq(peer_global_seq as u32);
+                    conn.retry_global(u64::from(gs)).map_err(v2_error)?;
+                }
+                V2ConnectorEvent::Wait => return Err(PipeError::Wait),
+                // A lossy session has nothing to resume; the connector sent a fresh ident.
+                V2ConnectorEvent::SessionReset { .. } => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| PipeError::HandshakeTimeout)?
+}
