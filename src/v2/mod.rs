@@ -1,6 +1,7 @@
 //! msgr2.1 (cephx spec §2-§7), sans IO: the banner, frames in crc and secure mode, and the
 //! secure mode's cipher. v1 and v2 are two framings over one session core (`crate::pipe`).
 
+pub mod acceptor;
 pub mod addr;
 pub mod banner;
 pub mod connector;
@@ -11,6 +12,8 @@ pub mod crypto;
 mod error;
 pub mod frame;
 pub mod message;
+#[cfg(test)]
+mod pair_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
