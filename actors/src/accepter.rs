@@ -13,7 +13,7 @@ use msgr::handshake::{Acceptor, AcceptorEvent, Decision, ReplyContext};
 use crate::counters::Counters;
 use crate::error::PipeError;
 use crate::handshake_io::next_event;
-use crate::msgs::{AcceptRoute, Adopt, DecideAccept, RouteAccept, StopAccepting};
+use crate::msgs::{AcceptRoute, AcceptingSide, Adopt, DecideAccept, RouteAccept, StopAccepting};
 use crate::net::{self, SocketSlot};
 use crate::shared::Shared;
 
@@ -21,13 +21,16 @@ use crate::shared::Shared;
 pub struct Accepter {
     listener: Option<std::net::TcpListener>,
     shared: Arc<Shared>,
+    /// The socket speaks msgr2.
+    v2: bool,
 }
 
 impl Accepter {
-    pub(crate) fn new(listener: std::net::TcpListener, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(listener: std::net::TcpListener, shared: Arc<Shared>, v2: bool) -> Self {
         Accepter {
             listener: Some(listener),
             shared,
+            v2,
         }
     }
 }
@@ -41,7 +44,7 @@ impl Actor for Accepter {
         };
         let shared = self.shared.clone();
         ctx.spawn(
-            accept_loop(listener, shared)
+            accept_loop(listener, shared, self.v2)
                 .into_actor(self)
                 .map(|_, _, ctx| ctx.stop()),
         );
@@ -55,7 +58,7 @@ impl Handler<StopAccepting> for Accepter {
     }
 }
 
-async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, v2: bool) {
     let listener = match net::attach_listener(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -90,7 +93,13 @@ async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
                 };
                 let sh = shared.clone();
                 shared.shards[shard].spawn(async move {
-                    if let Err(e) = accept_handshake(std_stream, sh.clone(), shard, slot).await {
+                    let done = if v2 {
+                        crate::accept_v2::accept_handshake_v2(std_stream, sh.clone(), shard, slot)
+                            .await
+                    } else {
+                        accept_handshake(std_stream, sh.clone(), shard, slot).await
+                    };
+                    if let Err(e) = done {
                         tracing::info!(%peer, error = %e, "accept failed");
                         sh.counters.unsharded().fault(e.kind());
                     }
@@ -178,7 +187,7 @@ async fn accept_handshake(
         }
         pipe.adopt.do_send(Adopt {
             stream: net::detach(stream)?,
-            acceptor,
+            acceptor: AcceptingSide::V1(Box::new(acceptor)),
             inbuf,
             decision,
             decided_at,
@@ -191,7 +200,7 @@ async fn accept_handshake(
 
 /// Routes a connect to its Pipe and returns the Pipe's decision. A Pipe that stops between the
 /// route and the question is routed around once more.
-async fn decide_via_pipe(
+pub(crate) async fn decide_via_pipe(
     shared: &Arc<Shared>,
     req: &msgr::handshake::ConnectRequest,
     shard: usize,

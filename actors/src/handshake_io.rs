@@ -5,6 +5,7 @@
 
 use bytes::{Bytes, BytesMut};
 use msgr::handshake::{Acceptor, AcceptorEvent, Connector, ConnectorEvent, HandshakeError};
+use msgr::v2::acceptor::{V2Acceptor, V2AcceptorEvent};
 use msgr::v2::connector::{V2Connector, V2ConnectorEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -47,6 +48,20 @@ impl Handshake for V2Connector {
     }
     fn wanted(&self) -> usize {
         // The connector consumes whatever is there: any byte may complete its next step.
+        1
+    }
+}
+
+impl Handshake for V2Acceptor {
+    type Event = V2AcceptorEvent;
+    fn step(&mut self, input: &mut BytesMut) -> Result<Option<V2AcceptorEvent>, HandshakeError> {
+        self.handle_input(input)
+            .map_err(|e| HandshakeError::V2(Box::new(e)))
+    }
+    fn take_output(&mut self) -> Option<Bytes> {
+        V2Acceptor::take_output(self)
+    }
+    fn wanted(&self) -> usize {
         1
     }
 }

@@ -36,6 +36,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod accept_v2;
 mod accepter;
 mod admin_socket;
 mod auth;

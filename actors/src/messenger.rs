@@ -192,7 +192,8 @@ impl MessengerBuilder {
                 admin: Mutex::new(admin),
                 shutdown_flush_limit: self.shutdown_flush_limit,
                 listener: Mutex::new(None),
-                accepter: Mutex::new(None),
+                listener_v2: Mutex::new(None),
+                accepter: Mutex::new(Vec::new()),
                 local: OnceLock::new(),
                 registry,
                 is_shutdown: AtomicBool::new(false),
@@ -210,7 +211,10 @@ struct Inner {
     admin: Mutex<Option<AdminSocket>>,
     shutdown_flush_limit: Duration,
     listener: Mutex<Option<std::net::TcpListener>>,
-    accepter: Mutex<Option<Addr<Accepter>>>,
+    /// The msgr2 listening socket, until started.
+    listener_v2: Mutex<Option<std::net::TcpListener>>,
+    /// The accepters (v1, and msgr2 when bound).
+    accepter: Mutex<Vec<Addr<Accepter>>>,
     local: OnceLock<Connection>,
     registry: Addr<Registry>,
     is_shutdown: AtomicBool,
@@ -284,18 +288,52 @@ impl Messenger {
         Ok(me)
     }
 
-    /// Starts accepting connections on the bound socket (a client that never binds need not call it).
+    /// Binds a msgr2 listening socket as well (Ceph's `v2:` address; a monitor's is usually
+    /// port 3300 beside its v1 6789). Port 0 takes the first free port in the bind range.
+    /// Returns the msgr2 address we advertise, with the same nonce as the v1 one.
+    pub async fn bind_v2(&self, addr: SocketAddr) -> Result<EntityAddr, MessengerError> {
+        self.check_running()?;
+        let bind_err = |source| MessengerError::Bind {
+            addr: addr.to_string(),
+            source,
+        };
+        let listener = net::bind(addr, &self.shared.config)
+            .await
+            .map_err(bind_err)?;
+        let local = listener.local_addr().map_err(bind_err)?;
+        let public = self
+            .shared
+            .config
+            .public_addr
+            .map(|p| SocketAddr::new(p.ip(), 0));
+        let me = EntityAddr::new(advertised(public, local), self.shared.nonce);
+        self.shared.set_my_addr_v2(me);
+        *self.inner.listener_v2.lock().expect("listener lock") = Some(listener);
+        Ok(me)
+    }
+
+    /// Our msgr2 address, when bound.
+    pub fn my_addr_v2(&self) -> Option<EntityAddr> {
+        self.shared.my_addr_v2()
+    }
+
+    /// Starts accepting connections on the bound sockets (a client that never binds need not call it).
     pub fn start(&self) -> Result<(), MessengerError> {
         self.check_running()?;
-        let listener = self.inner.listener.lock().expect("listener lock").take();
-        let Some(listener) = listener else {
+        let v1 = self.inner.listener.lock().expect("listener lock").take();
+        let v2 = self.inner.listener_v2.lock().expect("listener lock").take();
+        if v1.is_none() && v2.is_none() {
             return Err(MessengerError::NotBound);
-        };
-        let sh = self.shared.clone();
-        let accepter = Accepter::start_in_arbiter(&self.shared.shards[0], move |_| {
-            Accepter::new(listener, sh)
-        });
-        *self.inner.accepter.lock().expect("accepter lock") = Some(accepter);
+        }
+        let mut accepters = self.inner.accepter.lock().expect("accepter lock");
+        for (listener, is_v2) in [(v1, false), (v2, true)] {
+            let Some(listener) = listener else { continue };
+            let sh = self.shared.clone();
+            accepters.push(Accepter::start_in_arbiter(
+                &self.shared.shards[0],
+                move |_| Accepter::new(listener, sh, is_v2),
+            ));
+        }
         Ok(())
     }
 
@@ -437,7 +475,7 @@ impl Messenger {
         if self.inner.is_shutdown.swap(true, Ordering::AcqRel) {
             return ShutdownOutcome::AlreadyShutDown;
         }
-        if let Some(a) = self.inner.accepter.lock().expect("accepter lock").take() {
+        for a in self.inner.accepter.lock().expect("accepter lock").drain(..) {
             a.do_send(StopAccepting);
         }
         if let Some(admin) = self.inner.admin.lock().expect("admin lock").take() {

@@ -153,13 +153,25 @@ pub(crate) struct DecideAccept(pub(crate) ConnectRequest);
 #[rtype(result = "()")]
 pub(crate) struct Adopt {
     pub(crate) stream: std::net::TcpStream,
-    pub(crate) acceptor: Acceptor,
+    pub(crate) acceptor: AcceptingSide,
     pub(crate) inbuf: BytesMut,
     pub(crate) decision: Decision,
     pub(crate) req: ConnectRequest,
     pub(crate) slot: Option<SocketSlot>,
     /// The socket generation the decision was made in.
     pub(crate) decided_at: u64,
+}
+
+/// The handshake state an accepted socket is handed over with.
+pub(crate) enum AcceptingSide {
+    /// msgr v1: the acceptor writes READY / SEQ.
+    V1(Box<Acceptor>),
+    /// msgr2: the acceptor writes SERVER_IDENT; its codec carries the mode's state.
+    V2 {
+        acceptor: Box<msgr::v2::acceptor::V2Acceptor>,
+        /// The number in the peer's name (from its ident).
+        peer_gid: i64,
+    },
 }
 
 // ---- to the PipeReader ----

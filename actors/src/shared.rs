@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     global_seq: AtomicU32,
     /// Our address; its IP may be learned from the first peer (written rarely).
     my_addr: RwLock<EntityAddr>,
+    /// Our msgr2 address, when bound.
+    my_addr_v2: RwLock<Option<EntityAddr>>,
     pub(crate) shards: Vec<ArbiterHandle>,
     /// Round-robin cursor over `shards`, shared by every messenger on these threads, so that
     /// their connections (outgoing and accepted alike) spread evenly over the threads.
@@ -90,6 +92,7 @@ impl Shared {
             nonce,
             global_seq: AtomicU32::new(0),
             my_addr: RwLock::new(EntityAddr::blank(nonce)),
+            my_addr_v2: RwLock::new(None),
             shards,
             next_shard,
             routes: OnceLock::new(),
@@ -133,6 +136,32 @@ impl Shared {
 
     pub(crate) fn set_my_addr(&self, addr: EntityAddr) {
         *self.my_addr.write().expect("my_addr lock") = addr;
+    }
+
+    /// Our msgr2 address, when bound.
+    pub(crate) fn my_addr_v2(&self) -> Option<EntityAddr> {
+        *self.my_addr_v2.read().expect("my_addr lock")
+    }
+
+    pub(crate) fn set_my_addr_v2(&self, addr: EntityAddr) {
+        *self.my_addr_v2.write().expect("my_addr lock") = Some(addr);
+    }
+
+    /// Our addresses as msgr2 lists them: v2 first, then v1 (as a monitor's monmap does).
+    pub(crate) fn my_addrvec(&self) -> msgr::v2::AddrVec {
+        use msgr::v2::{AddrType, TypedAddr};
+        let mut v = Vec::new();
+        if let Some(a) = self.my_addr_v2() {
+            v.push(TypedAddr::v2(a));
+        }
+        let v1 = self.my_addr();
+        if v1.port() != 0 {
+            v.push(TypedAddr {
+                ty: AddrType::Legacy,
+                addr: v1,
+            });
+        }
+        msgr::v2::AddrVec(v)
     }
 
     /// Adopts the IP a peer saw us at, if ours is still blank (ms_learn_addr_from_peer).

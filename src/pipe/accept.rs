@@ -142,6 +142,18 @@ impl Machine {
         attempt: u64,
         acc: &Accepted,
     ) -> Result<Completion, SessionError> {
+        self.accepted_with(now, attempt, acc, None)
+    }
+
+    /// [`accepted`](Self::accepted) for a handshake that chose the socket's framing (msgr2: the
+    /// writer in its negotiated mode). None: msgr v1.
+    pub fn accepted_with(
+        &mut self,
+        now: Instant,
+        attempt: u64,
+        acc: &Accepted,
+        framing: Option<crate::framing::SessionEncoder>,
+    ) -> Result<Completion, SessionError> {
         if !self.handshake_is_current(attempt) {
             return Ok(Completion::Stale);
         }
@@ -156,7 +168,7 @@ impl Machine {
                 restart_in_seq: acc.restart_in_seq,
                 accepted: true,
                 session_key: acc.session_key.as_ref(),
-                framing: None,
+                framing,
             },
         )?;
         self.act(Action::Event(PipeEvent::Accept));

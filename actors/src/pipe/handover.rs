@@ -10,7 +10,7 @@ use msgr::pipe::{Adoption, Completion};
 use super::handshake::{self, DialStep};
 use super::{now, HandedSocket, Pipe};
 use crate::error::PipeError;
-use crate::msgs::{Adopt, DecideAccept};
+use crate::msgs::{AcceptingSide, Adopt, DecideAccept};
 use crate::net::{self, SocketSlot};
 
 impl Pipe {
@@ -207,6 +207,19 @@ impl Handler<Adopt> for Pipe {
             Err(e) => return self.fault(e.into(), ctx),
         };
         let peer_type = a.req.connect.host_type;
+        let acceptor = match a.acceptor {
+            AcceptingSide::V1(acc) => *acc,
+            AcceptingSide::V2 { acceptor, peer_gid } => {
+                let handover = super::msgr2::V2Handover {
+                    acceptor: *acceptor,
+                    peer_gid,
+                    req: a.req,
+                    inbuf: a.inbuf,
+                    slot: a.slot,
+                };
+                return self.finish_accept_v2(attempt, stream, handover, ctx);
+            }
+        };
         let reply = ReplyContext {
             policy: self.shared.policy_for(peer_type),
             protocol_version: self.shared.protocol_version(peer_type, false),
@@ -216,7 +229,7 @@ impl Handler<Adopt> for Pipe {
         let slot = a.slot;
         let fut = handshake::finish_accept(
             stream,
-            a.acceptor,
+            acceptor,
             a.inbuf,
             a.decision,
             reply,

@@ -14,11 +14,11 @@
 //! input, flushes), `handover.rs` (dials and accept hand-overs), `handshake.rs` (the handshake
 //! IO loops).
 
-mod dial_v2;
 mod handover;
 mod handshake;
 #[cfg(feature = "fault-injection")]
 mod kill;
+mod msgr2;
 #[cfg(test)]
 mod tests;
 mod traffic;

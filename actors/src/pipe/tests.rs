@@ -206,7 +206,7 @@ impl Setup {
     ) -> (TcpStream, Connector, BytesMut) {
         self.pipe.adopt.do_send(Adopt {
             stream: c.ours.into_std().unwrap(),
-            acceptor: c.acceptor,
+            acceptor: crate::msgs::AcceptingSide::V1(Box::new(c.acceptor)),
             inbuf: c.abuf,
             decision,
             decided_at,

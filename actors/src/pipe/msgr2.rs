@@ -1,7 +1,7 @@
-//! Dialling over msgr2: the V2Connector over a new socket (its decisions are `msgr::v2`'s),
-//! then the session opens on the machine with msgr2's framing, as a v1 dial's would.
-//! Lossy sessions only for now: resuming a lossless session (SESSION_RECONNECT with cookies)
-//! waits for the msgr2 acceptor, so that both sides can be tested.
+//! A Pipe's msgr2 handshakes: dialling with the V2Connector over a new socket, and adopting a
+//! socket the msgr2 accept task handed over (SERVER_IDENT). Either way the session then opens
+//! on the machine with msgr2's framing, as a v1 handshake's would. Dials are lossy sessions
+//! only for now: resuming a lossless session (SESSION_RECONNECT with cookies) is not done yet.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,8 +9,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytes::BytesMut;
 use msgr::framing::{SessionEncoder, V2Decoder};
-use msgr::handshake::{Established, HandshakeError};
+use msgr::handshake::{Accepted, Established, HandshakeError};
 use msgr::pipe::Completion;
+use msgr::v2::acceptor::{IdentReply, V2Acceptor};
 use msgr::v2::addr::{AddrType, AddrVec, TypedAddr};
 use msgr::v2::connector::{
     unbound_addrs, V2Connector, V2ConnectorEvent, V2ConnectorParams, V2Established,
@@ -22,8 +23,8 @@ use tokio::net::TcpStream;
 use super::{now, HandedSocket, Pipe};
 use crate::auth::wall_clock;
 use crate::error::PipeError;
-use crate::handshake_io::next_event;
-use crate::net;
+use crate::handshake_io::{next_event, write_output};
+use crate::net::{self, SocketSlot};
 use crate::shared::Shared;
 
 /// A finished msgr2 dial.
@@ -197,4 +198,111 @@ async fn connect_v2(
     })
     .await
     .map_err(|_| PipeError::HandshakeTimeout)?
+}
+
+/// An accepted msgr2 socket's handshake, as the accept task handed it over.
+pub(super) struct V2Handover {
+    pub(super) acceptor: V2Acceptor,
+    pub(super) peer_gid: i64,
+    pub(super) req: msgr::handshake::ConnectRequest,
+    pub(super) inbuf: BytesMut,
+    pub(super) slot: Option<SocketSlot>,
+}
+
+/// What finishing a msgr2 accept leaves.
+pub(super) struct V2Accepted {
+    stream: TcpStream,
+    inbuf: BytesMut,
+    reader: FrameReader,
+    writer: FrameWriter,
+}
+
+impl Pipe {
+    /// The session adopts an accepted msgr2 socket: SERVER_IDENT goes out, and the session
+    /// opens with msgr2's framing. A fresh ident is a fresh session (in_seq restarts).
+    pub(super) fn finish_accept_v2(
+        &mut self,
+        attempt: u64,
+        mut stream: TcpStream,
+        a: V2Handover,
+        ctx: &mut Context<Self>,
+    ) {
+        let (mut acceptor, peer_gid) = (a.acceptor, a.peer_gid);
+        let peer_type = a.req.connect.host_type;
+        let policy = self.shared.policy_for(peer_type);
+        let features = policy.features_supported & a.req.connect.features;
+        let acc = Accepted {
+            peer_addr: a.req.peer_addr,
+            peer_type,
+            features,
+            connect_seq: 1,
+            peer_global_seq: a.req.connect.global_seq,
+            lossy: policy.lossy,
+            peer_acked_seq: None,
+            restart_in_seq: true,
+            session_key: None,
+        };
+        let reply = IdentReply::Open {
+            features_supported: policy.features_supported,
+            features_required: policy.features_required,
+            global_seq: u64::from(self.shared.next_global_seq(0)),
+            lossy: policy.lossy,
+            server_cookie: if policy.lossy {
+                0
+            } else {
+                rand::random::<u64>().max(1)
+            },
+        };
+        let slot = a.slot;
+        let inbuf = a.inbuf;
+        let deadline = self.shared.config.ms_connection_ready_timeout;
+        let fut = async move {
+            acceptor.respond(reply).map_err(v2_error)?;
+            tokio::time::timeout(deadline, write_output(&mut stream, &mut acceptor))
+                .await
+                .map_err(|_| PipeError::HandshakeTimeout)??;
+            let (reader, writer) = acceptor.into_codec();
+            Ok(V2Accepted {
+                stream,
+                inbuf,
+                reader,
+                writer,
+            })
+        };
+        let src = EntityName::new(peer_type, peer_gid);
+        let h = ctx.spawn(
+            fut.into_actor(self)
+                .map(move |res, act, ctx| act.on_accepted_v2(attempt, res, acc, src, slot, ctx)),
+        );
+        self.handshake = Some(h);
+    }
+
+    fn on_accepted_v2(
+        &mut self,
+        attempt: u64,
+        res: Result<V2Accepted, PipeError>,
+        acc: Accepted,
+        src: EntityName,
+        slot: Option<SocketSlot>,
+        ctx: &mut Context<Self>,
+    ) {
+        let out = match res {
+            Ok(out) => out,
+            Err(e) => return self.handshake_failed(attempt, e, ctx),
+        };
+        self.v2_reader = Some(V2Decoder::new(out.reader, src));
+        let framing = SessionEncoder::V2(Box::new(out.writer));
+        let outcome = self
+            .machine
+            .accepted_with(now(), attempt, &acc, Some(framing));
+        if !matches!(outcome, Ok(Completion::Stale)) {
+            self.conn.set_peer_addr(acc.peer_addr);
+        }
+        let socket = HandedSocket {
+            stream: out.stream,
+            inbuf: out.inbuf,
+            slot,
+        };
+        self.completed(attempt, socket, outcome, ctx);
+    }
 }
