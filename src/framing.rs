@@ -38,9 +38,9 @@ impl SessionEncoder {
                 Ok(())
             }
             SessionEncoder::V2(w) => {
-                let head = encode_header2(m, in_seq);
-                let segs: [&[u8]; 4] = [&head, &m.front, &m.middle, &m.data];
-                w.write(TAG_MESSAGE, &segs, out)
+                let head = Bytes::copy_from_slice(&encode_header2(m, in_seq));
+                let segs = [head, m.front.clone(), m.middle.clone(), m.data.clone()];
+                w.write_shared(TAG_MESSAGE, &segs, out)
             }
         }
     }

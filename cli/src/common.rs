@@ -33,6 +33,41 @@ impl std::str::FromStr for PeerAddr {
     }
 }
 
+/// Addresses to listen on, as Ceph writes them: `IP:PORT` or `v1:IP:PORT` (msgr v1),
+/// `v2:IP:PORT` (msgr2), or both as `[v2:IP:PORT,v1:IP:PORT]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindAddrs {
+    pub v1: Option<SocketAddr>,
+    pub v2: Option<SocketAddr>,
+}
+
+impl std::str::FromStr for BindAddrs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let inner = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(s);
+        let mut b = BindAddrs { v1: None, v2: None };
+        for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (slot, text) = match part.split_once(':') {
+                Some(("v2", rest)) => (&mut b.v2, rest),
+                Some(("v1", rest)) => (&mut b.v1, rest),
+                _ => (&mut b.v1, part),
+            };
+            let text = text.split_once('/').map_or(text, |(a, _)| a);
+            let addr: SocketAddr = text.parse().map_err(|e| format!("{part}: {e}"))?;
+            if slot.replace(addr).is_some() {
+                return Err(format!("{s}: two addresses of one kind"));
+            }
+        }
+        if b.v1.is_none() && b.v2.is_none() {
+            return Err(format!("{s}: no address"));
+        }
+        Ok(b)
+    }
+}
+
 impl PeerAddr {
     pub fn socket(&self) -> SocketAddr {
         self.addr.addr.expect("checked at parse")

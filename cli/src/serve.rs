@@ -2,8 +2,8 @@
 //! SIGINT / SIGTERM print a JSON summary per peer and exit 0.
 
 use crate::auth::AuthArgs;
+use crate::common::BindAddrs;
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use msgr_actors::msgr::messages::{
@@ -15,11 +15,12 @@ use serde::Serialize;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Address to listen on (port 0: the first free one in ms_bind_port_min..max). Default:
+    /// Address to listen on (port 0: the first free one in ms_bind_port_min..max): `IP:PORT`
+    /// (msgr v1), `v2:IP:PORT` (msgr2), or both as `[v2:IP:PORT,v1:IP:PORT]`. Default:
     /// `--public-bind-addr`, else `--public-addr`. Peers are told `--public-addr` when it is
     /// given (NAT, a container, a proxy in front), the bound address otherwise.
     #[arg(long)]
-    bind: Option<SocketAddr>,
+    bind: Option<BindAddrs>,
     /// Our entity name.
     #[arg(long, default_value = "osd.0")]
     entity: EntityName,
@@ -132,8 +133,14 @@ pub async fn run(args: Args, config: Config) -> Result<(), String> {
     });
     let bind = args
         .bind
-        .or(config.public_bind_addr)
-        .or(config.public_addr)
+        .clone()
+        .or_else(|| {
+            let v1 = config.public_bind_addr.or(config.public_addr)?;
+            Some(BindAddrs {
+                v1: Some(v1),
+                v2: None,
+            })
+        })
         .ok_or("nothing to bind: give --bind (or --public-bind-addr / --public-addr)")?;
     let auth = args.auth.server_setup(args.entity.ty)?;
     let mut builder = Messenger::builder(args.entity)
@@ -145,11 +152,25 @@ pub async fn run(args: Args, config: Config) -> Result<(), String> {
         builder = builder.nonce(nonce);
     }
     let m = builder.build().map_err(|e| e.to_string())?;
-    let addr = m.bind(bind).await.map_err(|e| e.to_string())?;
+    let mut listening = Vec::new();
+    let mut advertised = Vec::new();
+    if let Some(v2) = bind.v2 {
+        let a = m.bind_v2(v2).await.map_err(|e| e.to_string())?;
+        let a = format!("v2:{}", a.to_string().trim_start_matches("v1:"));
+        listening.push(format!("v2:{v2}, advertising {a}"));
+        advertised.push(a);
+    }
+    if let Some(v1) = bind.v1 {
+        let a = m.bind(v1).await.map_err(|e| e.to_string())?;
+        listening.push(format!("{v1}, advertising {a}"));
+        advertised.push(a.to_string());
+    }
+    let addr = advertised.join(",");
     m.start().map_err(|e| e.to_string())?;
     eprintln!(
-        "msgr serve: {} listening on {bind}, advertising {addr}",
-        args.entity
+        "msgr serve: {} listening on {}",
+        args.entity,
+        listening.join("; ")
     );
     wait_for_signal().await;
     let summary = {

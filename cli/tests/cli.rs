@@ -396,8 +396,8 @@ fn serve_admin_socket_changes_the_log_level_at_run_time() {
     assert!(!asok.exists(), "the admin socket is removed at exit");
 }
 
-/// `msgr serve` verifying cephx with an OSD service key, `msgr bench` presenting tickets sealed
-/// with it: the run verifies; with another key the bench exits non-zero at once with one line
+/// `msgr serve` verifying cephx with an OSD service key, bound to a v1 and a v2 address,
+/// `msgr bench` presenting tickets sealed with it: the runs verify, over v1 and over msgr2; with another key the bench exits non-zero at once with one line
 /// naming BADAUTHORIZER, and a bench without a keyring (auth none) is refused the same way.
 #[test]
 fn serve_and_bench_with_cephx_and_a_wrong_key_is_refused() {
@@ -423,9 +423,10 @@ fn serve_and_bench_with_cephx_and_a_wrong_key_is_refused() {
         eprintln!("SKIPPED: ceph-authtool is not installed");
         return;
     };
-    let port = ceph_harness::free_port();
+    let (port, port2) = (ceph_harness::free_port(), ceph_harness::free_port());
+    let bind = format!("[v2:127.0.0.1:{port2},v1:127.0.0.1:{port}]");
     let mut serve = msgr()
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--keyring"])
+        .args(["serve", "--bind", &bind, "--keyring"])
         .arg(&good)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -447,6 +448,26 @@ fn serve_and_bench_with_cephx_and_a_wrong_key_is_refused() {
         serde_json::from_str(stdout_of_success(out).lines().last().unwrap()).unwrap();
     assert_eq!(summary["replies"], 2000);
     assert_eq!(summary["corrupt"], 0);
+    // The same server over msgr2, in secure mode (lossy sessions: msgr2 resumes none yet).
+    let out = msgr()
+        .args(["bench", "--peer", &format!("v2:127.0.0.1:{port2}")])
+        .args(["--count", "2000", "--size", "512", "--verify", "--json"])
+        .args([
+            "--policy",
+            "lossy_client",
+            "--ms-client-mode",
+            "secure",
+            "--keyring",
+        ])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout_of_success(out).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (summary["replies"].as_u64(), summary["corrupt"].as_u64()),
+        (Some(2000), Some(0))
+    );
     for refused in [bench(Some(&other)), bench(None)] {
         assert!(!refused.status.success());
         let err = String::from_utf8_lossy(&refused.stderr);

@@ -201,6 +201,25 @@ impl FrameWriter {
         self.tx.is_some()
     }
 
+    /// [`write`](Self::write) for segments held as `Bytes`: in crc mode large ones go to `out`
+    /// as they are, shared, not copied.
+    pub fn write_shared(
+        &mut self,
+        tag: u8,
+        segments: &[Bytes],
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), V2Error> {
+        let slices: Vec<&[u8]> = segments.iter().map(|b| &b[..]).collect();
+        let pre = Preamble::for_segments(tag, &slices);
+        match &mut self.tx {
+            None => {
+                write_crc_with(&pre, &slices, Some(segments), out);
+                Ok(())
+            }
+            Some(tx) => write_secure(tx, &pre, &slices, out),
+        }
+    }
+
     /// Appends the frame of `tag` with `segments` (at most four) to `out`.
     pub fn write(
         &mut self,
@@ -220,8 +239,22 @@ impl FrameWriter {
     }
 }
 
+/// Segments up to this size are copied next to the preamble; larger ones go out as shared
+/// chunks (crc mode), as msgr v1's encoder does.
+const INLINE_MAX: usize = 4096;
+
 fn write_crc(pre: &Preamble, segments: &[&[u8]], out: &mut Vec<Bytes>) {
-    let mut head = BytesMut::with_capacity(PREAMBLE_LEN + pre.len(0) + 4);
+    write_crc_with(pre, segments, None, out)
+}
+
+/// crc mode; `shared` holds the same segments as `Bytes`, so that large ones are not copied.
+fn write_crc_with(
+    pre: &Preamble,
+    segments: &[&[u8]],
+    shared: Option<&[Bytes]>,
+    out: &mut Vec<Bytes>,
+) {
+    let mut head = BytesMut::with_capacity(PREAMBLE_LEN + pre.len(0) + 4 + CRC_EPILOGUE_LEN);
     head.put_slice(&pre.encode());
     if pre.lens[0] > 0 {
         head.put_slice(segments[0]);
@@ -231,8 +264,14 @@ fn write_crc(pre: &Preamble, segments: &[&[u8]], out: &mut Vec<Bytes>) {
         out.push(head.freeze());
         return;
     }
-    for s in &segments[1..pre.num] {
-        head.put_slice(s);
+    for (i, s) in segments.iter().enumerate().take(pre.num).skip(1) {
+        match shared.and_then(|b| b.get(i)) {
+            Some(b) if b.len() > INLINE_MAX => {
+                out.push(head.split().freeze());
+                out.push(b.clone());
+            }
+            _ => head.put_slice(s),
+        }
     }
     head.put_u8(LATE_COMPLETE);
     // Slots past the frame's segments carry 0.
