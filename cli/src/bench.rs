@@ -17,6 +17,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use msgr_actors::msgr::handshake::HandshakeError;
 use msgr_actors::msgr::messages::{BenchReply, BenchRequest, BenchStamp, BENCH_REPLY};
+use msgr_actors::msgr::v2::V2Error;
 use msgr_actors::msgr::wire::ceph_crc32c;
 use msgr_actors::msgr::{Config, EntityName, EntityType, Message, Policy};
 use msgr_actors::{Connection, Dispatcher, Messenger, PipeError};
@@ -207,7 +208,10 @@ fn refused(conn: &Connection) -> Option<String> {
     let e = conn.last_error()?;
     let refusal = match &*e {
         PipeError::Handshake(h) => {
-            h.refusal_tag().is_some() || matches!(h, HandshakeError::Cephx(_))
+            h.refusal_tag().is_some()
+                || matches!(h, HandshakeError::Cephx(_))
+                || matches!(h, HandshakeError::V2(e) if matches!(**e,
+                    V2Error::BadMethod { .. } | V2Error::MissingFeatures(_) | V2Error::Cephx(_) | V2Error::Mode(_)))
         }
         _ => false,
     };
@@ -311,6 +315,10 @@ pub async fn bench(args: &Args, config: Config) -> Result<Summary, String> {
         let notified = shared.progress.notified();
         for c in 0..conns as usize {
             if shared.broken[c].swap(false, Ordering::Relaxed) || connections[c].is_closed() {
+                // Refused outright: a new session would be refused again.
+                if let Some(why) = refused(&connections[c]) {
+                    return Err(format!("{} refused the session: {why}", args.peer));
+                }
                 // A lossy session was reset: what it had in flight is lost; go on with a new one.
                 shared.write_off_in_flight(c);
                 connections[c] = args.peer.connect(&messengers[c], EntityType::OSD).await?;
@@ -318,7 +326,7 @@ pub async fn bench(args: &Args, config: Config) -> Result<Summary, String> {
             }
         }
         if let Some(why) = connections.iter().find_map(refused) {
-            return Err(format!("{} refused the session: {why}", args.peer.addr));
+            return Err(format!("{} refused the session: {why}", args.peer));
         }
         let replies = shared.replies();
         if (0..conns as usize).all(|c| shared.settled(c) >= shared.per_conn[c]) {

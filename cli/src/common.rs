@@ -68,6 +68,18 @@ impl std::str::FromStr for BindAddrs {
     }
 }
 
+impl std::fmt::Display for PeerAddr {
+    /// As typed: `v2:` for msgr2, else the v1 address.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.v2 {
+            let text = self.addr.to_string();
+            write!(f, "v2:{}", text.trim_start_matches("v1:"))
+        } else {
+            write!(f, "{}", self.addr)
+        }
+    }
+}
+
 impl PeerAddr {
     pub fn socket(&self) -> SocketAddr {
         self.addr.addr.expect("checked at parse")

@@ -114,7 +114,7 @@ async fn ping_all(
                     }
                     e => format!(
                         "authentication as {name} with {} failed: {e}",
-                        args.addr.addr
+                        args.addr
                     ),
                 })?;
             tracing::info!(global_id = session.global_id(), "authenticated as {name}");
@@ -123,7 +123,7 @@ async fn ping_all(
     };
     for i in 0..args.count {
         conn.send_message(Message::from_payload(&MPing))
-            .map_err(|_| format!("connection to {} closed: {}", args.addr.addr, why(&conn)))?;
+            .map_err(|_| format!("connection to {} closed: {}", args.addr, why(&conn)))?;
         let deadline = tokio::time::sleep(Duration::from_secs_f64(args.timeout));
         tokio::pin!(deadline);
         loop {
@@ -145,12 +145,12 @@ async fn ping_all(
                     tracing::debug!(msg_type = msg.msg_type, "ignoring message")
                 }
                 Some(Event::Refused) => {
-                    return Err(format!("connection to {} refused", args.addr.addr))
+                    return Err(format!("connection to {} refused", args.addr))
                 }
                 Some(Event::Reset) => {
                     return Err(format!(
                         "connection to {} failed: {}",
-                        args.addr.addr,
+                        args.addr,
                         why(&conn)
                     ))
                 }

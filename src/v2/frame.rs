@@ -254,7 +254,13 @@ fn write_crc_with(
     shared: Option<&[Bytes]>,
     out: &mut Vec<Bytes>,
 ) {
-    let mut head = BytesMut::with_capacity(PREAMBLE_LEN + pre.len(0) + 4 + CRC_EPILOGUE_LEN);
+    // One buffer for everything copied: the preamble, segment 0 and the small segments.
+    let inline: usize = (1..pre.num)
+        .map(|i| pre.len(i))
+        .filter(|&n| shared.is_none() || n <= INLINE_MAX)
+        .sum();
+    let mut head =
+        BytesMut::with_capacity(PREAMBLE_LEN + pre.len(0) + 4 + inline + CRC_EPILOGUE_LEN);
     head.put_slice(&pre.encode());
     if pre.lens[0] > 0 {
         head.put_slice(segments[0]);
