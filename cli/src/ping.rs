@@ -112,10 +112,7 @@ async fn ping_all(
                     MonAuthError::ConnectionLost => {
                         format!("authentication as {name} failed: {e} ({})", why(&conn))
                     }
-                    e => format!(
-                        "authentication as {name} with {} failed: {e}",
-                        args.addr
-                    ),
+                    e => format!("authentication as {name} with {} failed: {e}", args.addr),
                 })?;
             tracing::info!(global_id = session.global_id(), "authenticated as {name}");
             Some(session)
@@ -144,9 +141,7 @@ async fn ping_all(
                 Some(Event::Reply(msg)) => {
                     tracing::debug!(msg_type = msg.msg_type, "ignoring message")
                 }
-                Some(Event::Refused) => {
-                    return Err(format!("connection to {} refused", args.addr))
-                }
+                Some(Event::Refused) => return Err(format!("connection to {} refused", args.addr)),
                 Some(Event::Reset) => {
                     return Err(format!(
                         "connection to {} failed: {}",
