@@ -96,3 +96,25 @@ impl PeerAddr {
         r.map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addresses_in_cephs_forms() {
+        let both: BindAddrs = "[v2:127.0.0.1:3300,v1:127.0.0.1:6789]".parse().unwrap();
+        assert_eq!(both.v2, Some("127.0.0.1:3300".parse().unwrap()));
+        assert_eq!(both.v1, Some("127.0.0.1:6789".parse().unwrap()));
+        let plain: BindAddrs = "127.0.0.1:6789".parse().unwrap();
+        assert_eq!((plain.v1.is_some(), plain.v2.is_some()), (true, false));
+        let v2: BindAddrs = "v2:127.0.0.1:3300/0".parse().unwrap();
+        assert_eq!((v2.v1, v2.v2.map(|a| a.port())), (None, Some(3300)));
+        for bad in ["", "[]", "v2:nope", "[v1:127.0.0.1:1,v1:127.0.0.1:2]"] {
+            assert!(bad.parse::<BindAddrs>().is_err(), "{bad}");
+        }
+        let peer: PeerAddr = "v2:127.0.0.1:3300".parse().unwrap();
+        assert!(peer.v2 && !peer.nonce_known);
+        assert_eq!(peer.to_string(), "v2:127.0.0.1:3300/0");
+    }
+}
