@@ -109,7 +109,9 @@ async fn a_wrong_key_or_none_where_cephx_is_required_opens_nothing() {
     let addr = srv.my_addr_v2().unwrap();
     let cli = v2_client(Recorder::default(), test_config(), false);
     let conn = cli.get_connection_v2(addr, EntityType::OSD).await.unwrap();
-    conn.send_message(numbered(1)).unwrap();
+    // The dial starts as the connection is made: the refusal may close it before
+    // this send, which then fails; either way nothing may arrive.
+    let _ = conn.send_message(numbered(1));
     wait_for(20, "the session to fail", || conn.is_closed()).await;
     let why = conn.last_error().unwrap().to_string();
     assert!(why.contains("-95") || why.contains("EOPNOTSUPP"), "{why}");
