@@ -272,6 +272,14 @@ impl Session {
 
     /// READY without the SEQ exchange, or a restarted peer: requeued messages are dropped (the
     /// peer's new incarnation never expected them) and `in_seq` restarts at 0.
+    /// The peer's side of the session is new (msgr2's SERVER_IDENT): its seqs restart, while
+    /// what we have queued is all sent again (the new session takes any seq).
+    pub fn restart_in_seq(&mut self) {
+        self.in_seq = 0;
+        self.in_seq_acked = 0;
+    }
+
+    /// Drops requeued messages and restarts in_seq (a restarted peer, msgr v1's READY).
     pub fn discard_requeued_and_restart_in_seq(&mut self) {
         self.stats.dropped_by_reset += self.replay.len() as u64;
         self.replay.clear();

@@ -1,23 +1,23 @@
 //! The accept task of a msgr2 socket: the V2Acceptor greets, authenticates and reads the
 //! client's ident; the session's Pipe decides on it with the same rules as a v1 connect (the
 //! ident becomes a connect: a fresh CLIENT_IDENT is connect_seq 0); an Open moves the socket
-//! into the Pipe, which answers SERVER_IDENT. SESSION_RECONNECT is answered with a full
-//! SESSION_RESET for now: msgr2 sessions are not resumed yet, so the client starts afresh and
-//! hears of the reset (no silent loss).
+//! into the Pipe, which answers SERVER_IDENT. A SESSION_RECONNECT is decided by the session's
+//! cookies first, then as a connect with its connect_seq; an Open resumes the session
+//! (SESSION_RECONNECT_OK with our in_seq).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use msgr::handshake::{AuthOutcome, ConnectRequest, Decision};
+use msgr::pipe::{V2Connect, V2Decision};
 use msgr::v2::acceptor::{IdentReply, IdentRequest, V2Acceptor, V2AcceptorEvent, V2AcceptorParams};
-use msgr::v2::control::Ident;
+use msgr::v2::control::{Ident, Reconnect};
 use msgr::v2::FrameLimits;
 use msgr::wire::ConnectMsg;
 use msgr::{EntityAddr, EntityType};
 use rand::RngCore;
 
-use crate::accepter::decide_via_pipe;
 use crate::auth::wall_clock;
 use crate::error::PipeError;
 use crate::handshake_io::{next_event, write_output};
@@ -101,18 +101,32 @@ pub(crate) async fn accept_handshake_v2(
         loop {
             let V2AcceptorEvent::Ident(ev) =
                 next_event(&mut stream, &mut acceptor, &mut inbuf).await?;
-            let id = match &ev.request {
-                IdentRequest::Fresh(id) => id.clone(),
-                IdentRequest::Reconnect(_) => {
-                    acceptor
-                        .respond(IdentReply::Reset { full: true })
-                        .map_err(v2)?;
-                    write_output(&mut stream, &mut acceptor).await?;
-                    continue;
+            let (req, v2, gid, msg_seq) = match &ev.request {
+                IdentRequest::Fresh(id) => {
+                    let v2 = V2Connect {
+                        client_cookie: id.cookie,
+                        server_cookie: 0,
+                        reconnect: false,
+                    };
+                    (
+                        as_connect(id, ev.peer_type, peer, &shared),
+                        v2,
+                        id.gid,
+                        None,
+                    )
+                }
+                IdentRequest::Reconnect(r) => {
+                    let v2 = V2Connect {
+                        client_cookie: r.client_cookie,
+                        server_cookie: r.server_cookie,
+                        reconnect: true,
+                    };
+                    let req = as_reconnect(r, ev.peer_type, peer, &shared);
+                    (req, v2, -1, Some(r.msg_seq))
                 }
             };
-            let req = as_connect(&id, ev.peer_type, peer, &shared);
-            let Some((pipe, (decision, decided_at))) = decide_via_pipe(&shared, &req, shard).await
+            let Some((pipe, (decision, decided_at))) =
+                decide_via_pipe_v2(&shared, &req, v2, shard).await
             else {
                 return Err(PipeError::Io(std::io::Error::other(
                     "messenger is shutting down",
@@ -120,25 +134,35 @@ pub(crate) async fn accept_handshake_v2(
             };
             let policy = shared.policy_for(ev.peer_type);
             let reply = match decision {
-                Decision::Open { .. } => return Ok((pipe, decision, decided_at, req, id.gid)),
-                Decision::RetryGlobal { peer_global_seq } => {
-                    IdentReply::RetryGlobal(u64::from(peer_global_seq))
+                V2Decision::Rules(Decision::Open { .. }) => {
+                    let d = match decision {
+                        V2Decision::Rules(d) => d,
+                        V2Decision::Reset { .. } => unreachable!("matched Open"),
+                    };
+                    return Ok((pipe, d, decided_at, req, gid, v2, msg_seq));
                 }
-                Decision::RetrySession { connect_seq } => {
-                    IdentReply::Retry(u64::from(connect_seq.saturating_sub(1)))
-                }
-                Decision::ResetSession => IdentReply::Reset { full: true },
-                Decision::Wait => IdentReply::Wait,
-                Decision::Features => {
-                    IdentReply::MissingFeatures(policy.features_required & !id.features_supported)
-                }
-                // Versions and authorizers are settled before the ident in msgr2.
-                Decision::BadProtoVer | Decision::BadAuthorizer => {
-                    return Err(v2(msgr::v2::V2Error::OutOfOrder("CLIENT_IDENT")));
-                }
+                V2Decision::Reset { full } => IdentReply::Reset { full },
+                V2Decision::Rules(d) => match d {
+                    Decision::RetryGlobal { peer_global_seq } => {
+                        IdentReply::RetryGlobal(u64::from(peer_global_seq))
+                    }
+                    Decision::RetrySession { connect_seq } => {
+                        IdentReply::Retry(u64::from(connect_seq.saturating_sub(1)))
+                    }
+                    Decision::ResetSession => IdentReply::Reset { full: true },
+                    Decision::Wait => IdentReply::Wait,
+                    Decision::Features => IdentReply::MissingFeatures(
+                        policy.features_required & !req.connect.features,
+                    ),
+                    Decision::Open { .. } => unreachable!("matched above"),
+                    // Versions and authorizers are settled before the ident in msgr2.
+                    Decision::BadProtoVer | Decision::BadAuthorizer => {
+                        return Err(v2_err(msgr::v2::V2Error::OutOfOrder("CLIENT_IDENT")));
+                    }
+                },
             };
             tracing::debug!(%peer, ?reply, "msgr2 ident refused or retried");
-            acceptor.respond(reply.clone()).map_err(v2)?;
+            acceptor.respond(reply.clone()).map_err(v2_err)?;
             write_output(&mut stream, &mut acceptor).await?;
             if reply == IdentReply::Wait {
                 return Err(PipeError::Wait);
@@ -147,12 +171,14 @@ pub(crate) async fn accept_handshake_v2(
     })
     .await
     .map_err(|_| PipeError::HandshakeTimeout)??;
-    let (pipe, decision, decided_at, req, peer_gid) = handed;
+    let (pipe, decision, decided_at, req, peer_gid, v2, reconnect_msg_seq) = handed;
     pipe.adopt.do_send(Adopt {
         stream: net::detach(stream)?,
         acceptor: AcceptingSide::V2 {
             acceptor: Box::new(acceptor),
             peer_gid,
+            v2,
+            reconnect_msg_seq,
         },
         inbuf,
         decision,
@@ -163,6 +189,54 @@ pub(crate) async fn accept_handshake_v2(
     Ok(())
 }
 
-fn v2(e: msgr::v2::V2Error) -> PipeError {
+/// A SESSION_RECONNECT as the connect the session rules decide on: its connect_seq and
+/// global_seq; features were settled when the session began.
+fn as_reconnect(
+    r: &Reconnect,
+    peer_type: EntityType,
+    socket_peer: SocketAddr,
+    shared: &Shared,
+) -> ConnectRequest {
+    let id = Ident {
+        addrs: r.addrs.clone(),
+        target_addr: None,
+        gid: -1,
+        global_seq: r.global_seq,
+        features_supported: u64::MAX,
+        features_required: 0,
+        flags: 0,
+        cookie: r.client_cookie,
+    };
+    let mut req = as_connect(&id, peer_type, socket_peer, shared);
+    req.connect.connect_seq = r.connect_seq as u32;
+    req
+}
+
+/// Routes an ident to its Pipe and returns the Pipe's decision (as [`decide_via_pipe`]).
+async fn decide_via_pipe_v2(
+    shared: &Arc<Shared>,
+    req: &ConnectRequest,
+    v2: V2Connect,
+    shard: usize,
+) -> Option<(crate::msgs::AcceptRoute, (V2Decision, u64))> {
+    for _ in 0..2 {
+        let route = crate::msgs::RouteAccept {
+            peer_addr: req.peer_addr,
+            peer_type: req.connect.host_type,
+            shard,
+        };
+        let pipe = shared.routes().route_accept.send(route).await.ok()??;
+        if let Ok(d) = pipe
+            .decide_v2
+            .send(crate::msgs::DecideAcceptV2(req.clone(), v2))
+            .await
+        {
+            return Some((pipe, d));
+        }
+    }
+    None
+}
+
+fn v2_err(e: msgr::v2::V2Error) -> PipeError {
     PipeError::Handshake(msgr::handshake::HandshakeError::V2(Box::new(e)))
 }

@@ -61,6 +61,7 @@ pub(crate) struct PipeInbox {
 /// Where an accept task takes a connect: the Pipe that decides on it and takes its socket.
 pub(crate) struct AcceptRoute {
     pub(crate) decide: Recipient<DecideAccept>,
+    pub(crate) decide_v2: Recipient<DecideAcceptV2>,
     pub(crate) adopt: Recipient<Adopt>,
 }
 
@@ -148,6 +149,11 @@ pub(crate) struct SocketFault {
 #[rtype(result = "(Decision, u64)")]
 pub(crate) struct DecideAccept(pub(crate) ConnectRequest);
 
+/// msgr2 accept task → Pipe: decide on an ident (its cookies first, then the session rules).
+#[derive(Message)]
+#[rtype(result = "(msgr::pipe::V2Decision, u64)")]
+pub(crate) struct DecideAcceptV2(pub(crate) ConnectRequest, pub(crate) msgr::pipe::V2Connect);
+
 /// accept task → Pipe: after an Open decision, take over the socket and finish the handshake.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -171,6 +177,10 @@ pub(crate) enum AcceptingSide {
         acceptor: Box<msgr::v2::acceptor::V2Acceptor>,
         /// The number in the peer's name (from its ident).
         peer_gid: i64,
+        /// The ident's cookies and kind.
+        v2: msgr::pipe::V2Connect,
+        /// A SESSION_RECONNECT's msg_seq (the client's in_seq); None for a CLIENT_IDENT.
+        reconnect_msg_seq: Option<u64>,
     },
 }
 

@@ -154,6 +154,19 @@ impl Machine {
         acc: &Accepted,
         framing: Option<crate::framing::SessionEncoder>,
     ) -> Result<Completion, SessionError> {
+        self.accepted_as(now, attempt, acc, framing, false)
+    }
+
+    /// [`accepted_with`](Self::accepted_with); `fresh_peer`: the peer's side is new (a msgr2
+    /// CLIENT_IDENT): everything queued is sent again and in_seq restarts.
+    pub fn accepted_as(
+        &mut self,
+        now: Instant,
+        attempt: u64,
+        acc: &Accepted,
+        framing: Option<crate::framing::SessionEncoder>,
+        fresh_peer: bool,
+    ) -> Result<Completion, SessionError> {
         if !self.handshake_is_current(attempt) {
             return Ok(Completion::Stale);
         }
@@ -164,8 +177,12 @@ impl Machine {
             now,
             super::Opening {
                 features: acc.features,
-                peer_acked: acc.peer_acked_seq,
-                restart_in_seq: acc.restart_in_seq,
+                peer_acked: if fresh_peer {
+                    Some(0)
+                } else {
+                    acc.peer_acked_seq
+                },
+                restart_in_seq: acc.restart_in_seq || fresh_peer,
                 accepted: true,
                 session_key: acc.session_key.as_ref(),
                 framing,

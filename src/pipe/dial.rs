@@ -111,18 +111,35 @@ impl Machine {
         est: &Established,
         framing: Option<crate::framing::SessionEncoder>,
     ) -> Result<Completion, SessionError> {
+        self.dialled_as(now, attempt, est, framing, false)
+    }
+
+    /// [`dialled_with`](Self::dialled_with); `fresh_peer`: the peer's side of the session is
+    /// new (msgr2's SERVER_IDENT): everything queued is sent again and in_seq restarts.
+    pub fn dialled_as(
+        &mut self,
+        now: Instant,
+        attempt: u64,
+        est: &Established,
+        framing: Option<crate::framing::SessionEncoder>,
+        fresh_peer: bool,
+    ) -> Result<Completion, SessionError> {
         if !self.handshake_is_current(attempt) {
             return Ok(Completion::Stale);
         }
         self.book.connect_seq = est.connect_seq;
         self.book.peer_global_seq = est.peer_global_seq;
         self.session.set_lossy(est.lossy);
-        let restart = est.peer_acked_seq.is_none();
+        let restart = est.peer_acked_seq.is_none() || fresh_peer;
         let gen = self.open_socket(
             now,
             super::Opening {
                 features: est.features,
-                peer_acked: est.peer_acked_seq,
+                peer_acked: if fresh_peer {
+                    Some(0)
+                } else {
+                    est.peer_acked_seq
+                },
                 restart_in_seq: restart,
                 accepted: false,
                 session_key: est.session_key.as_ref(),

@@ -29,6 +29,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod v2;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -44,6 +45,7 @@ pub use fault::FaultKind;
 pub use io::{Queued, Transmitted};
 pub use state::StateName;
 pub use timers::Timer;
+pub use v2::{V2Connect, V2Decision};
 
 use state::{Bookkeeping, SinceFault, State};
 use timers::Timers;
@@ -294,6 +296,7 @@ impl Machine {
             0
         };
         self.session.reset(out_seq);
+        self.book.v2_cookies = None;
         self.book.connect_seq = 0;
         self.book.established = false;
         self.book.bump_connect_seq = false;
@@ -360,6 +363,9 @@ impl Machine {
             Some(Err(e)) => return Err(e),
             None if restart_in_seq => self.session.discard_requeued_and_restart_in_seq(),
             None => {}
+        }
+        if restart_in_seq && peer_acked.is_some() {
+            self.session.restart_in_seq();
         }
         self.session.note_in_seq_told_to_peer();
         self.gen += 1;

@@ -138,6 +138,8 @@ pub(super) struct Bookkeeping {
     pub(super) bump_connect_seq: bool,
     /// Some socket ever opened (later opens are reconnects).
     pub(super) ever_opened: bool,
+    /// msgr2: the session's cookies (client, server), once a msgr2 socket opened.
+    pub(super) v2_cookies: Option<(u64, u64)>,
 }
 
 /// What happened since the last fault, for the policy's verdict on the next one.

@@ -258,3 +258,66 @@ fn a_send_in_standby_dials_when_the_peer_is_dialable_and_waits_otherwise() {
     assert_eq!(server.send(message(1)), Queued::Held);
     assert!(actions(&mut server).is_empty(), "a server never dials");
 }
+
+/// msgr2's cookie rules come before the session rules: a SESSION_RECONNECT resumes only the
+/// session whose cookies it names.
+#[test]
+fn a_msgr2_reconnect_resumes_only_the_session_its_cookies_name() {
+    use crate::handshake::{AcceptContext, ConnectRequest, Decision};
+    use crate::pipe::{V2Connect, V2Decision};
+    use crate::wire::ConnectMsg;
+    let now = Instant::now();
+    let policy = Policy::stateful_server(0);
+    let mut m = open(Policy::lossless_peer(0), now);
+    let req = ConnectRequest {
+        connect: ConnectMsg {
+            features: CEPH_FEATURES_ALL,
+            host_type: crate::EntityType::OSD,
+            global_seq: 9,
+            connect_seq: 5,
+            protocol_version: 10,
+            authorizer_protocol: 0,
+            authorizer_len: 0,
+            flags: 0,
+        },
+        authorizer: Default::default(),
+        peer_addr: "127.0.0.1:6800/2".parse().unwrap(),
+        auth: Default::default(),
+    };
+    let ctx = AcceptContext {
+        policy,
+        protocol_version: 10,
+        authorizer_valid: true,
+        my_addr: "127.0.0.1:40000/1".parse().unwrap(),
+        existing: None,
+    };
+    let reconnect = |client_cookie, server_cookie| V2Connect {
+        client_cookie,
+        server_cookie,
+        reconnect: true,
+    };
+    // No msgr2 session to resume yet.
+    assert_eq!(
+        m.decide_accept_v2(now, &req, ctx, reconnect(1, 2)),
+        V2Decision::Reset { full: true }
+    );
+    m.v2_opened((1, 0));
+    assert_eq!(
+        m.decide_accept_v2(now, &req, ctx, reconnect(1, 0)),
+        V2Decision::Reset { full: false },
+        "the server never gave the session a cookie"
+    );
+    m.v2_opened((1, 2));
+    assert_eq!(
+        m.decide_accept_v2(now, &req, ctx, reconnect(3, 2)),
+        V2Decision::Reset {
+            full: policy.resetcheck
+        },
+        "another incarnation of the client"
+    );
+    let d = m.decide_accept_v2(now, &req, ctx, reconnect(1, 2));
+    assert!(
+        matches!(d, V2Decision::Rules(Decision::Open { replace: true, .. })),
+        "{d:?}"
+    );
+}

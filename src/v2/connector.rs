@@ -50,7 +50,7 @@ pub enum ClientAuth {
 pub struct Resume {
     /// The server's cookie from its SERVER_IDENT.
     pub server_cookie: u64,
-    /// The session's connect_seq (sent plus one).
+    /// The connect_seq to send: the session's, advanced for this attempt (a RETRY moves it on).
     pub connect_seq: u64,
     /// Our in_seq.
     pub in_seq: u64,
@@ -120,6 +120,10 @@ pub struct V2Established {
     pub session_key: Option<CryptoKey>,
     /// RECONNECT_OK: the last of our messages the server has. None for a fresh session.
     pub peer_acked_seq: Option<u64>,
+    /// The connect_seq the last SESSION_RECONNECT carried (0 after a CLIENT_IDENT).
+    pub connect_seq: u64,
+    /// The client cookie the session has now (a full reset picks another).
+    pub client_cookie: u64,
 }
 
 /// Something the runtime must act on.
@@ -499,7 +503,7 @@ impl V2Connector {
                 client_cookie: self.p.client_cookie,
                 server_cookie: r.server_cookie,
                 global_seq: self.p.global_seq,
-                connect_seq: r.connect_seq + 1,
+                connect_seq: r.connect_seq,
                 msg_seq: r.in_seq,
             }),
             None => Control::ClientIdent(Ident {
@@ -568,6 +572,8 @@ impl V2Connector {
             con_mode: self.con_mode,
             session_key: self.session_key.clone(),
             peer_acked_seq,
+            connect_seq: self.p.resume.map_or(0, |r| r.connect_seq),
+            client_cookie: self.p.client_cookie,
         }))
     }
 }

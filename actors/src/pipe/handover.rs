@@ -10,7 +10,7 @@ use msgr::pipe::{Adoption, Completion};
 use super::handshake::{self, DialStep};
 use super::{now, HandedSocket, Pipe};
 use crate::error::PipeError;
-use crate::msgs::{AcceptingSide, Adopt, DecideAccept};
+use crate::msgs::{AcceptingSide, Adopt, DecideAccept, DecideAcceptV2};
 use crate::net::{self, SocketSlot};
 
 impl Pipe {
@@ -23,7 +23,7 @@ impl Pipe {
         ctx: &mut Context<Self>,
     ) {
         if self.v2 {
-            return self.dial_v2(attempt, connect_seq, ctx);
+            return self.dial_v2(attempt, connect_seq, in_seq, ctx);
         }
         let peer = self.conn.peer_addr();
         let Some(sock) = peer.addr else {
@@ -188,6 +188,28 @@ impl Handler<DecideAccept> for Pipe {
     }
 }
 
+impl Handler<DecideAcceptV2> for Pipe {
+    type Result = MessageResult<DecideAcceptV2>;
+    fn handle(&mut self, m: DecideAcceptV2, ctx: &mut Context<Self>) -> Self::Result {
+        let DecideAcceptV2(req, v2) = m;
+        let peer_type = req.connect.host_type;
+        let ctx_facts = AcceptContext {
+            policy: self.shared.policy_for(peer_type),
+            protocol_version: self.shared.protocol_version(peer_type, false),
+            authorizer_valid: true,
+            my_addr: self
+                .shared
+                .my_addr_v2()
+                .unwrap_or_else(|| self.shared.my_addr()),
+            existing: None,
+        };
+        let decision = self.machine.decide_accept_v2(now(), &req, ctx_facts, v2);
+        self.drive(ctx);
+        tracing::debug!(peer = %req.peer_addr, gs = req.connect.global_seq, cs = req.connect.connect_seq, ?v2, ?decision, "msgr2 accept decision");
+        MessageResult((decision, self.machine.generation()))
+    }
+}
+
 impl Handler<Adopt> for Pipe {
     type Result = ();
     fn handle(&mut self, a: Adopt, ctx: &mut Context<Self>) {
@@ -209,10 +231,18 @@ impl Handler<Adopt> for Pipe {
         let peer_type = a.req.connect.host_type;
         let acceptor = match a.acceptor {
             AcceptingSide::V1(acc) => *acc,
-            AcceptingSide::V2 { acceptor, peer_gid } => {
+            AcceptingSide::V2 {
+                acceptor,
+                peer_gid,
+                v2,
+                reconnect_msg_seq,
+            } => {
                 let handover = super::msgr2::V2Handover {
                     acceptor: *acceptor,
                     peer_gid,
+                    v2,
+                    reconnect_msg_seq,
+                    in_seq,
                     req: a.req,
                     inbuf: a.inbuf,
                     slot: a.slot,

@@ -147,6 +147,7 @@ impl Pipe {
     pub(crate) fn accept_route(addr: &Addr<Pipe>) -> AcceptRoute {
         AcceptRoute {
             decide: addr.clone().recipient(),
+            decide_v2: addr.clone().recipient(),
             adopt: addr.clone().recipient(),
         }
     }
