@@ -356,8 +356,8 @@ impl Messenger {
     }
 
     /// Like [`get_connection`](Self::get_connection), speaking msgr2.1 to the peer's msgr2
-    /// address (crc or secure, as the `ms_*_mode` options and the peer agree). Lossy sessions
-    /// only for now.
+    /// address (crc or secure, as the `ms_*_mode` options and the peer agree). A lossless
+    /// session resumes after a fault with SESSION_RECONNECT.
     pub async fn get_connection_v2(
         &self,
         addr: EntityAddr,

@@ -448,7 +448,7 @@ fn serve_and_bench_with_cephx_and_a_wrong_key_is_refused() {
         serde_json::from_str(stdout_of_success(out).lines().last().unwrap()).unwrap();
     assert_eq!(summary["replies"], 2000);
     assert_eq!(summary["corrupt"], 0);
-    // The same server over msgr2, in secure mode (lossy sessions: msgr2 resumes none yet).
+    // The same server over msgr2, in secure mode, a lossless session (the bench's default).
     let out = msgr()
         .args(["bench", "--peer", &format!("v2:127.0.0.1:{port2}")])
         .args(["--count", "2000", "--size", "512", "--verify", "--json"])

@@ -1,7 +1,7 @@
 //! A Pipe's msgr2 handshakes: dialling with the V2Connector over a new socket, and adopting a
 //! socket the msgr2 accept task handed over (SERVER_IDENT). Either way the session then opens
-//! on the machine with msgr2's framing, as a v1 handshake's would. Dials are lossy sessions
-//! only for now: resuming a lossless session (SESSION_RECONNECT with cookies) is not done yet.
+//! on the machine with msgr2's framing, as a v1 handshake's would. A lossless session
+//! resumes with SESSION_RECONNECT under its cookies (the machine keeps them).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
