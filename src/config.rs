@@ -194,6 +194,11 @@ options! {
     /// port mapping or a proxy; a port of 0 (or none) means the port that was bound. Unset: the
     /// bound address. With it set, nothing is learned from peers.
     public_addr: Option<SocketAddr> = None;
+    /// The addresses advertised per protocol (Ceph's `public_addrv`): `[v2:IP:PORT,v1:IP:PORT]`
+    /// (either may be left out; a port of 0 means the bound one). A v1 entry takes the place
+    /// of `public_addr`; a v2 entry is what a msgr2 socket advertises (empty: the bound address,
+    /// or `public_addr`'s IP).
+    public_addrv: String = String::new();
     /// The address a daemon binds when it differs from the advertised one (Ceph's
     /// `public_bind_addr`), used by `msgr serve` when it is given no `--bind`.
     public_bind_addr: Option<SocketAddr> = None;
@@ -313,6 +318,29 @@ pub fn parse_modes(text: &str) -> Result<Vec<u32>, String> {
     Ok(out)
 }
 
+/// An addrvec as Ceph writes it, `[v2:IP:PORT,v1:IP:PORT]`: the (v1, v2) socket addresses.
+pub fn parse_addrv(text: &str) -> Result<(Option<SocketAddr>, Option<SocketAddr>), String> {
+    let inner = text
+        .trim()
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(text.trim());
+    let (mut v1, mut v2) = (None, None);
+    for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (slot, rest) = match part.split_once(':') {
+            Some(("v2", rest)) => (&mut v2, rest),
+            Some(("v1", rest)) => (&mut v1, rest),
+            _ => return Err(format!("{part}: give v1: or v2:")),
+        };
+        let rest = rest.split_once('/').map_or(rest, |(a, _)| a);
+        let addr: SocketAddr = rest.parse().map_err(|e| format!("{part}: {e}"))?;
+        if slot.replace(addr).is_some() {
+            return Err(format!("{text}: two addresses of one kind"));
+        }
+    }
+    Ok((v1, v2))
+}
+
 impl Config {
     /// The msgr2 modes we offer a peer of type `peer` when we are of type `me` (Ceph's
     /// `AuthRegistry` choice of option).
@@ -343,6 +371,9 @@ impl Config {
         }
         if self.ms_initial_backoff > self.ms_max_backoff {
             return bad("ms_initial_backoff exceeds ms_max_backoff".into());
+        }
+        if let Err(e) = parse_addrv(&self.public_addrv) {
+            return bad(format!("public_addrv: {e}"));
         }
         for (name, v) in [
             ("ms_mon_client_mode", &self.ms_mon_client_mode),

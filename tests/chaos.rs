@@ -65,6 +65,8 @@ struct ChaosRun {
     /// Each switched-on fault must happen at least this often before the run may end.
     min_each: u64,
     max_batches: u64,
+    /// Speak msgr2 (crc mode) instead of v1.
+    v2: bool,
 }
 
 /// What a run did.
@@ -97,13 +99,22 @@ async fn chaos_run(r: ChaosRun) -> ChaosReport {
         rec: Recorder::echoing(),
         ..Default::default()
     };
+    let config = if r.v2 {
+        test_config().public_addrv(format!("[v2:{}]", proxy.addr))
+    } else {
+        test_config().public_addr(Some(proxy.addr))
+    };
     let srv = Messenger::builder(osd(0))
-        .config(test_config().public_addr(Some(proxy.addr)))
+        .config(config)
         .default_policy(Policy::stateful_server(0))
         .dispatcher(Arc::new(srv_rec.clone()))
         .build()
         .unwrap();
-    srv.bind(bound).await.unwrap();
+    if r.v2 {
+        srv.bind_v2(bound).await.unwrap();
+    } else {
+        srv.bind(bound).await.unwrap();
+    }
     srv.start().unwrap();
     let mut clients = Vec::new();
     for c in 0..r.clients {
@@ -114,7 +125,14 @@ async fn chaos_run(r: ChaosRun) -> ChaosReport {
             .dispatcher(Arc::new(rec.clone()))
             .build()
             .unwrap();
-        let conn = osd_connection(&m, &srv).await;
+        let conn = if r.v2 {
+            let addr = srv.my_addr_v2().unwrap();
+            m.get_connection_v2(addr, msgr::EntityType::OSD)
+                .await
+                .unwrap()
+        } else {
+            osd_connection(&m, &srv).await
+        };
         clients.push((m, rec, conn));
     }
     let mut batches = 0;
@@ -240,6 +258,7 @@ async fn lossless_sessions_survive_flips_cuts_stalls_and_drips() {
         chaos,
         min_each: 3,
         max_batches: 200,
+        v2: false,
     })
     .await;
     assert!(report.reconnects > 0, "{report:?}");
@@ -259,9 +278,50 @@ async fn lossless_sessions_survive_frequent_bit_flips() {
         },
         min_each: 20,
         max_batches: 200,
+        v2: false,
     })
     .await;
     assert!(report.faults > 0, "{report:?}");
+}
+
+/// The same flips over msgr2 (crc mode): every frame is checked there, ACKs and keepalives
+/// included, so each flip that lands is a fault, and nothing is lost, duplicated or damaged.
+#[actix_rt::test]
+async fn lossless_msgr2_sessions_survive_frequent_bit_flips() {
+    let report = chaos_run(ChaosRun {
+        clients: 2,
+        per_batch: 500,
+        size: 4096,
+        chaos: Chaos {
+            flip_one_in: 50,
+            ..Chaos::none(0xf1196)
+        },
+        min_each: 20,
+        max_batches: 200,
+        v2: true,
+    })
+    .await;
+    assert!(report.faults_decode > 0, "{report:?}");
+}
+
+/// The full mix over msgr2 (crc mode).
+#[actix_rt::test]
+async fn lossless_msgr2_sessions_survive_flips_cuts_stalls_and_drips() {
+    let chaos = Chaos {
+        stall: (Duration::from_millis(50), Duration::from_millis(300)),
+        ..full_mix(0x5eee)
+    };
+    let report = chaos_run(ChaosRun {
+        clients: 2,
+        per_batch: 500,
+        size: 4096,
+        chaos,
+        min_each: 3,
+        max_batches: 200,
+        v2: true,
+    })
+    .await;
+    assert!(report.reconnects > 0, "{report:?}");
 }
 
 /// The soak: ten seeds of the full mix with the stalls (0.3-2.5 s), 30,000 4 KiB
@@ -279,6 +339,7 @@ async fn chaos_soak_full_mix() {
                 chaos: full_mix(seed),
                 min_each: 5,
                 max_batches: 20,
+                v2: false,
             })
             .await,
         );

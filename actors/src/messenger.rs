@@ -279,10 +279,10 @@ impl Messenger {
                 addr: addr.to_string(),
                 source,
             })?;
-        let me = EntityAddr::new(
-            advertised(self.shared.config.public_addr, local),
-            self.shared.nonce,
-        );
+        let (v1_public, _) =
+            msgr::config::parse_addrv(&self.shared.config.public_addrv).unwrap_or_default();
+        let public = v1_public.or(self.shared.config.public_addr);
+        let me = EntityAddr::new(advertised(public, local), self.shared.nonce);
         self.shared.set_my_addr(me);
         *self.inner.listener.lock().expect("listener lock") = Some(listener);
         Ok(me)
@@ -301,11 +301,10 @@ impl Messenger {
             .await
             .map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
-        let public = self
-            .shared
-            .config
-            .public_addr
-            .map(|p| SocketAddr::new(p.ip(), 0));
+        let cfg = &self.shared.config;
+        let (_, v2_public) = msgr::config::parse_addrv(&cfg.public_addrv).unwrap_or_default();
+        // public_addr's port is the v1 one: only its IP applies to msgr2.
+        let public = v2_public.or(cfg.public_addr.map(|p| SocketAddr::new(p.ip(), 0)));
         let me = EntityAddr::new(advertised(public, local), self.shared.nonce);
         self.shared.set_my_addr_v2(me);
         *self.inner.listener_v2.lock().expect("listener lock") = Some(listener);
