@@ -275,3 +275,81 @@ mod messenger {
         }
     }
 }
+
+mod peer_monitor {
+    //! The mon dials us as its peer `mon.b` at a msgr2 address: cephx authorizer (the `mon.`
+    //! key) in secure mode, a lossless session, its probes delivered.
+    use std::sync::{Arc, Mutex};
+
+    use msgr::messages::MSG_MON_PROBE;
+    use msgr::Policy;
+    use msgr_actors::{AuthSetup, Connection, Dispatcher, Messenger};
+
+    use super::*;
+
+    #[derive(Default, Clone)]
+    struct Inbox(Arc<Mutex<Vec<Message>>>);
+
+    impl Dispatcher for Inbox {
+        fn ms_dispatch(&self, _: &Connection, msg: Message) -> bool {
+            self.0.lock().unwrap().push(msg);
+            true
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_real_mon_dials_us_over_msgr2_with_cephx_and_probes_us() {
+        let our_port = ceph_harness::free_port();
+        let Some(mon) = CephMon::start_opts(MonOpts {
+            cephx: true,
+            msgr2: true,
+            peers: vec![("b".into(), our_port)],
+            peers_v2: true,
+            ..MonOpts::default()
+        }) else {
+            return;
+        };
+        let ring = Keyring::parse(&std::fs::read_to_string(mon.mon_keyring()).unwrap()).unwrap();
+        let key = ring.get(&"mon.".parse().unwrap()).unwrap().clone();
+        let inbox = Inbox::default();
+        let m = Messenger::builder(EntityName::new(EntityType::MON, 1))
+            .nonce(0)
+            .default_policy(Policy::lossless_peer(0))
+            .auth(AuthSetup::shared_service_key("mon.".parse().unwrap(), key))
+            .dispatcher(Arc::new(inbox.clone()))
+            .build()
+            .unwrap();
+        m.bind_v2(format!("127.0.0.1:{our_port}").parse().unwrap())
+            .await
+            .unwrap();
+        m.start().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let probes = inbox
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|p| p.msg_type == MSG_MON_PROBE)
+                .count();
+            if probes >= 3 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no three probes within 60 s; counters {:?}",
+                m.counters()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let c = m.counters();
+        assert_eq!((c.bad_authorizers, c.faults_decode), (0, 0));
+        let conns = m.connections().await;
+        assert_eq!(conns.len(), 1);
+        assert!(
+            !conns[0].info().await.unwrap().lossy,
+            "mon to mon is lossless"
+        );
+        m.shutdown().await;
+    }
+}

@@ -36,6 +36,8 @@ pub struct MonOpts {
     pub extra_conf: String,
     /// Bind msgr2 too, as a default mon does: `[v2:127.0.0.1:P2,v1:127.0.0.1:P1]`.
     pub msgr2: bool,
+    /// The test's peer monitors are at msgr2 addresses (`[v2:127.0.0.1:PORT]`), not v1.
+    pub peers_v2: bool,
 }
 
 /// True when CI demands that interop tests run.
@@ -181,10 +183,11 @@ impl CephMon {
         let mut cmd = Command::new("monmaptool");
         cmd.arg("--create").arg("--fsid").arg(&self.fsid);
         cmd.arg("--addv").arg("a").arg(&addrs);
+        let kind = if self.opts.peers_v2 { "v2" } else { "v1" };
         for (name, port) in &self.opts.peers {
             cmd.arg("--addv")
                 .arg(name)
-                .arg(format!("[v1:127.0.0.1:{port}]"));
+                .arg(format!("[{kind}:127.0.0.1:{port}]"));
         }
         run(cmd.arg(&monmap))?;
         let mut mkfs = Command::new("ceph-mon");
