@@ -38,6 +38,9 @@ struct Args {
     /// Print one JSON summary as the last line.
     #[arg(long)]
     json: bool,
+    /// Every messenger speaks msgr2 (crc mode) instead of msgr v1.
+    #[arg(long)]
+    msgr2: bool,
     /// Run one role of a multi-process cluster instead of the whole cluster.
     #[arg(long, value_parser = ["all", "mon", "osd", "client"], default_value = "all")]
     role: String,
@@ -122,6 +125,9 @@ async fn main() {
     if let Err(e) = sim::set_config_overrides(args.ms.clone()) {
         eprintln!("{e}");
         std::process::exit(2);
+    }
+    if args.msgr2 {
+        sim::use_msgr2();
     }
     // Quiet unless asked: RUST_LOG=msgr_actors=debug traces every fault and handshake.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {

@@ -92,7 +92,7 @@ impl ClientInner {
         let Some(addr) = self.addr_of(target) else {
             return;
         };
-        if let Ok(conn) = self.messenger.get_connection(addr, EntityType::OSD).await {
+        if let Ok(conn) = super::connect(&self.messenger, addr, EntityType::OSD).await {
             let client = self.id;
             self.stamper.send(&conn, |env| OsdOp {
                 env,
@@ -265,8 +265,7 @@ impl Client {
             loss: LossTracker::default(),
         });
         let _ = cell.set(inner.clone());
-        let mon_conn = messenger
-            .get_connection(mon, EntityType::MON)
+        let mon_conn = super::connect(&messenger, mon, EntityType::MON)
             .await
             .expect("mon connection");
         inner.stamper.send(&mon_conn, |env| Subscribe {

@@ -128,6 +128,53 @@ pub fn set_config_overrides(pairs: Vec<(String, String)>) -> Result<(), String> 
         .map_err(|_| "config overrides were already set".to_string())
 }
 
+/// Every simulated messenger speaks msgr2 (crc mode; the simulators use auth none) instead of
+/// msgr v1: the cluster example's `--msgr2`.
+static MSGR2: OnceLock<bool> = OnceLock::new();
+
+/// Makes every simulated messenger bind and dial msgr2; set once, before any starts.
+pub fn use_msgr2() {
+    let _ = MSGR2.set(true);
+}
+
+fn msgr2() -> bool {
+    MSGR2.get().copied().unwrap_or(false)
+}
+
+/// Binds `m` on the wire in use (see [`use_msgr2`]); returns the address peers dial.
+pub async fn bind(
+    m: &msgr_actors::Messenger,
+    addr: std::net::SocketAddr,
+) -> Result<msgr::EntityAddr, msgr_actors::MessengerError> {
+    if msgr2() {
+        m.bind_v2(addr).await
+    } else {
+        m.bind(addr).await
+    }
+}
+
+/// The address `m` is dialled at on the wire in use.
+pub fn my_addr(m: &msgr_actors::Messenger) -> msgr::EntityAddr {
+    if msgr2() {
+        m.my_addr_v2().unwrap_or_else(|| m.my_addr())
+    } else {
+        m.my_addr()
+    }
+}
+
+/// The session to `addr` on the wire in use.
+pub async fn connect(
+    m: &msgr_actors::Messenger,
+    addr: msgr::EntityAddr,
+    ty: msgr::EntityType,
+) -> Result<msgr_actors::Connection, msgr_actors::MessengerError> {
+    if msgr2() {
+        m.get_connection_v2(addr, ty).await
+    } else {
+        m.get_connection(addr, ty).await
+    }
+}
+
 /// The admin socket path template (`$name` expanded) that each daemon's main messenger opens.
 static ADMIN_SOCKET: OnceLock<String> = OnceLock::new();
 

@@ -188,7 +188,7 @@ impl Mon {
             .dispatcher(Arc::new(MonDispatch(inner.clone())))
             .build()
             .expect("mon messenger");
-        messenger.bind(bind).await.expect("mon bind");
+        super::bind(&messenger, bind).await.expect("mon bind");
         messenger.start().expect("mon start");
         let ticker = inner.clone();
         tokio::spawn(async move {
@@ -201,7 +201,7 @@ impl Mon {
     }
 
     pub fn addr(&self) -> EntityAddr {
-        self.messenger.my_addr()
+        super::my_addr(&self.messenger)
     }
 
     pub async fn stop(&self) {

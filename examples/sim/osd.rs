@@ -91,7 +91,7 @@ impl OsdInner {
     async fn peer_conn(&self, id: u32) -> Option<Connection> {
         let info = self.info(id)?;
         let m = self.public()?;
-        m.get_connection(info.addr.0, EntityType::OSD).await.ok()
+        super::connect(&m, info.addr.0, EntityType::OSD).await.ok()
     }
 
     /// Sends RepOps for a pending write to `targets`, then finishes it if nothing is awaited.
@@ -203,8 +203,8 @@ impl OsdInner {
         self.stamper.send(&mon, |env| OsdBoot {
             env,
             osd: self.id,
-            addr: Addr(public.my_addr()),
-            hb_addr: Addr(hb.my_addr()),
+            addr: Addr(super::my_addr(&public)),
+            hb_addr: Addr(super::my_addr(&hb)),
         });
     }
 
@@ -226,7 +226,7 @@ impl OsdInner {
         let me = self.clone();
         tokio::spawn(async move {
             for p in peers {
-                if let Ok(c) = hb.get_connection(p.hb_addr.0, EntityType::OSD).await {
+                if let Ok(c) = super::connect(&hb, p.hb_addr.0, EntityType::OSD).await {
                     let stamp = Instant::now().elapsed().as_nanos() as u64;
                     me.stamper.send(&c, |env| OsdPing {
                         env,
@@ -403,12 +403,15 @@ impl Osd {
             .share_threads_with(&public)
             .build()
             .expect("heartbeat messenger");
-        let addr = public.bind((me.bind_ip, 0).into()).await.expect("bind");
+        let addr = super::bind(&public, (me.bind_ip, 0).into())
+            .await
+            .expect("bind");
         public.start().expect("start");
-        let hb_addr = hb.bind((me.bind_ip, 0).into()).await.expect("bind hb");
+        let hb_addr = super::bind(&hb, (me.bind_ip, 0).into())
+            .await
+            .expect("bind hb");
         hb.start().expect("start hb");
-        let mon = public
-            .get_connection(me.mon_addr, EntityType::MON)
+        let mon = super::connect(&public, me.mon_addr, EntityType::MON)
             .await
             .expect("mon connection");
         me.hb_last.lock().unwrap().clear();
