@@ -52,13 +52,12 @@ async fn simple_lossy_client_to_dead_server_sees_refused_and_reset() {
         cli_rec.clone(),
         test_config(),
     );
-    let conn = cli
-        .connect(
-            format!("127.0.0.1:{port}").parse().unwrap(),
-            EntityType::OSD,
-        )
-        .await
-        .unwrap();
+    let bare: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let conn = if v2() {
+        cli.connect_v2(bare, EntityType::OSD).await.unwrap()
+    } else {
+        cli.connect(bare, EntityType::OSD).await.unwrap()
+    };
     // The dial starts at once; the refusal may already have closed the session.
     let _ = conn.send_message(numbered(1));
     wait_for(10, "reset of the lossy connection", || {
@@ -86,7 +85,11 @@ async fn simple_lossless_client_keeps_retrying_a_dead_server_then_delivers() {
         cli_rec.clone(),
         test_config(),
     );
-    let conn = cli.connect(addr, EntityType::OSD).await.unwrap();
+    let conn = if v2() {
+        cli.connect_v2(addr, EntityType::OSD).await.unwrap()
+    } else {
+        cli.connect(addr, EntityType::OSD).await.unwrap()
+    };
     conn.send_message(numbered(7)).unwrap();
     wait_for(10, "a few refused attempts", || cli.counters().faults >= 2).await;
     assert!(!conn.is_closed());
@@ -98,7 +101,7 @@ async fn simple_lossless_client_keeps_retrying_a_dead_server_then_delivers() {
         .dispatcher(Arc::new(srv_rec.clone()))
         .build()
         .unwrap();
-    srv.bind(addr).await.unwrap();
+    bind_wire(&srv, addr).await;
     srv.start().unwrap();
     wait_for(10, "the queued message's echo", || cli_rec.total() == 1).await;
     assert_eq!(srv_rec.all_msgs()[0].1, vec![7]);
@@ -110,10 +113,7 @@ async fn simple_lossless_client_keeps_retrying_a_dead_server_then_delivers() {
 async fn simple_local_connection_delivers_without_a_socket() {
     let rec = Recorder::default();
     let m = server(osd(3), Policy::lossless_peer(0), rec.clone(), test_config()).await;
-    let me = m
-        .get_connection(m.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let me = connect_to(&m, dial_addr(&m), EntityType::OSD).await;
     assert!(me.is_local());
     for i in 0..10 {
         me.send_message(numbered(i)).unwrap();
@@ -370,10 +370,9 @@ async fn connection_race_test_both_dial_at_once_one_session_nothing_lost() {
         let a = server(osd(1), Policy::lossless_peer(0), ra.clone(), test_config()).await;
         let b = server(osd(2), Policy::lossless_peer(0), rb.clone(), test_config()).await;
         let (ab, ba) = tokio::join!(
-            a.get_connection(b.my_addr(), EntityType::OSD),
-            b.get_connection(a.my_addr(), EntityType::OSD)
+            connect_to(&a, dial_addr(&b), EntityType::OSD),
+            connect_to(&b, dial_addr(&a), EntityType::OSD)
         );
-        let (ab, ba) = (ab.unwrap(), ba.unwrap());
         for i in 0..50 {
             ab.send_message(numbered(i)).unwrap();
             ba.send_message(numbered(100 + i)).unwrap();
@@ -421,14 +420,8 @@ async fn lossless_peers_racing_to_reconnect_under_socket_failures_lose_nothing()
     let (ra, rb) = (Recorder::default(), Recorder::default());
     let a = server(osd(1), Policy::lossless_peer(0), ra.clone(), config.clone()).await;
     let b = server(osd(2), Policy::lossless_peer(0), rb.clone(), config).await;
-    let ab = a
-        .get_connection(b.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
-    let ba = b
-        .get_connection(a.my_addr(), EntityType::OSD)
-        .await
-        .unwrap();
+    let ab = connect_to(&a, dial_addr(&b), EntityType::OSD).await;
+    let ba = connect_to(&b, dial_addr(&a), EntityType::OSD).await;
     // At least ROUNDS rounds, and on until the faults happened (at most four times as long).
     let mut round = 0;
     let total = loop {

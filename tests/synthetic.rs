@@ -112,7 +112,7 @@ async fn lossless_run(r: Run) {
             .dispatcher(std::sync::Arc::new(srv_rec.clone()))
             .build()
             .unwrap();
-        m.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        bind_wire(&m, "127.0.0.1:0".parse().unwrap()).await;
         m.start().unwrap();
         m
     };
@@ -225,7 +225,7 @@ async fn lossy_run(r: Run) {
             .dispatcher(std::sync::Arc::new(srv_rec.clone()))
             .build()
             .unwrap();
-        m.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        bind_wire(&m, "127.0.0.1:0".parse().unwrap()).await;
         m.start().unwrap();
         m
     };

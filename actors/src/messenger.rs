@@ -398,7 +398,9 @@ impl Messenger {
             return Err(MessengerError::BlankAddress(addr.to_string()));
         }
         let me = self.my_addr();
-        if me.port() != 0 && addr.same_legacy(&me) {
+        let me_v2 = self.shared.my_addr_v2();
+        let ours = |m: EntityAddr| m.port() != 0 && addr.same_legacy(&m);
+        if ours(me) || me_v2.is_some_and(ours) {
             return Ok(self.local_connection());
         }
         let get = GetConnection {

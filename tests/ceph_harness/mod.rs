@@ -254,13 +254,34 @@ impl CephMon {
                 return Err(format!("ceph-mon exited with {status}: {}", self.output()));
             }
             if banner_ok(self.port) {
-                return Ok(());
+                return self.wait_until_it_authenticates(deadline);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         Err(format!(
             "ceph-mon did not listen within 60 s: {}",
             self.output()
+        ))
+    }
+
+    /// A cephx mon listens before it can authenticate anyone (its auth service starts after
+    /// the first election; until then it closes authenticating sessions): wait for the real
+    /// CLI to get through. A mon with peers in its monmap has no quorum until the test's peer
+    /// joins, and authenticates nobody before: no wait for it.
+    fn wait_until_it_authenticates(&self, deadline: Instant) -> Result<(), String> {
+        if !self.opts.cephx || !self.opts.peers.is_empty() {
+            return Ok(());
+        }
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match self.ceph(&["health"]) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "the cephx mon never authenticated `ceph health`: {last}"
         ))
     }
 

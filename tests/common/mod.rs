@@ -128,6 +128,43 @@ pub fn test_config() -> Config {
         .ms_threads(2)
 }
 
+/// The suites run over msgr v1, or over msgr2 when `MSGR_WIRE=v2` (`scripts/test` runs the
+/// scenario suites both ways).
+pub fn v2() -> bool {
+    std::env::var("MSGR_WIRE").is_ok_and(|v| v == "v2")
+}
+
+/// Binds `m` on the wire in use.
+pub async fn bind_wire(m: &Messenger, addr: std::net::SocketAddr) -> msgr::EntityAddr {
+    if v2() {
+        m.bind_v2(addr).await.expect("bind v2")
+    } else {
+        m.bind(addr).await.expect("bind")
+    }
+}
+
+/// The address `m` is dialled at on the wire in use.
+pub fn dial_addr(m: &Messenger) -> msgr::EntityAddr {
+    if v2() {
+        m.my_addr_v2().expect("bound v2")
+    } else {
+        m.my_addr()
+    }
+}
+
+/// The session from `cli` to `addr` on the wire in use.
+pub async fn connect_to(
+    cli: &Messenger,
+    addr: msgr::EntityAddr,
+    ty: EntityType,
+) -> msgr_actors::Connection {
+    if v2() {
+        cli.get_connection_v2(addr, ty).await.expect("connection")
+    } else {
+        cli.get_connection(addr, ty).await.expect("connection")
+    }
+}
+
 /// A messenger with one policy for every peer type, bound to 127.0.0.1 and started.
 pub async fn server(name: EntityName, policy: Policy, rec: Recorder, config: Config) -> Messenger {
     server_with(name, policy, Arc::new(rec), config).await
@@ -146,7 +183,7 @@ pub async fn server_with(
         .dispatcher(dispatcher)
         .build()
         .expect("build");
-    m.bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+    bind_wire(&m, "127.0.0.1:0".parse().unwrap()).await;
     m.start().expect("start");
     m
 }
@@ -216,9 +253,7 @@ pub fn init_tracing() {
 /// with its connection to it.
 /// `cli`'s session to the OSD messenger `srv`.
 pub async fn osd_connection(cli: &Messenger, srv: &Messenger) -> msgr_actors::Connection {
-    cli.get_connection(srv.my_addr(), EntityType::OSD)
-        .await
-        .expect("connection to the OSD")
+    connect_to(cli, dial_addr(srv), EntityType::OSD).await
 }
 
 pub struct LosslessPair {

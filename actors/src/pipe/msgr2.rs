@@ -12,7 +12,7 @@ use msgr::framing::{SessionEncoder, V2Decoder};
 use msgr::handshake::{Accepted, Established, HandshakeError};
 use msgr::pipe::{Completion, V2Connect};
 use msgr::v2::acceptor::{IdentReply, V2Acceptor};
-use msgr::v2::addr::{AddrType, AddrVec, TypedAddr};
+use msgr::v2::addr::{AddrType, TypedAddr};
 use msgr::v2::connector::{
     unbound_addrs, Resume, V2Connector, V2ConnectorEvent, V2ConnectorParams, V2Established,
 };
@@ -75,11 +75,13 @@ impl Pipe {
             }
         };
         let cfg = &self.shared.config;
-        let me = self.shared.my_addr();
-        let my_addrs = if me.is_blank_ip() {
-            unbound_addrs(me.nonce)
+        // Our bound addresses (v2 first), or, never bound, an ANY address for the IP to be
+        // learned: the peer files our session under the first.
+        let bound = self.shared.my_addrvec();
+        let my_addrs = if bound.0.iter().all(|a| a.addr.is_blank_ip()) {
+            unbound_addrs(self.shared.my_addr().nonce)
         } else {
-            AddrVec(vec![TypedAddr::v2(me)])
+            bound
         };
         let params = V2ConnectorParams {
             my_type: self.shared.name.ty,
