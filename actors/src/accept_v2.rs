@@ -224,6 +224,7 @@ async fn decide_via_pipe_v2(
             peer_addr: req.peer_addr,
             peer_type: req.connect.host_type,
             shard,
+            v2: true,
         };
         let pipe = shared.routes().route_accept.send(route).await.ok()??;
         if let Ok(d) = pipe

@@ -210,6 +210,7 @@ pub(crate) async fn decide_via_pipe(
             peer_addr: req.peer_addr,
             peer_type: req.connect.host_type,
             shard,
+            v2: false,
         };
         let pipe = shared.routes().route_accept.send(route).await.ok()??;
         if let Ok(d) = pipe.decide.send(DecideAccept(req.clone())).await {

@@ -250,6 +250,8 @@ pub(crate) struct RouteAccept {
     pub(crate) peer_addr: EntityAddr,
     pub(crate) peer_type: EntityType,
     pub(crate) shard: usize,
+    /// The peer came over msgr2: a Pipe made for it redials over msgr2 too.
+    pub(crate) v2: bool,
 }
 
 /// Pipe → Registry: the Pipe closed for good. Named by its connection id: the registry alone

@@ -105,7 +105,7 @@ impl Handler<RouteAccept> for Registry {
                 m.peer_type,
                 false,
                 false,
-                false,
+                m.v2,
             );
             let route = Pipe::accept_route(&pipe);
             self.anonymous.insert(conn.id(), (pipe, conn));
@@ -123,7 +123,7 @@ impl Handler<RouteAccept> for Registry {
             m.peer_type,
             true,
             false,
-            false,
+            m.v2,
         );
         let route = Pipe::accept_route(&pipe);
         self.file(m.peer_addr, pipe, conn);
