@@ -159,6 +159,7 @@ async fn open_session(ready_timeout: Duration) -> (Setup, TcpStream) {
         peer_addr: peer,
         peer_type: EntityType::OSD,
         shard: conn.inner.shard,
+        v2: false,
     };
     let pipe = m.shared.routes().route_accept.send(route).await;
     let pipe = pipe.expect("the registry").expect("the session's Pipe");
