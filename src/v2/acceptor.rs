@@ -7,21 +7,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use super::addr::{AddrType, AddrVec, TypedAddr};
-use super::banner::{decode_banner, encode_banner};
 use super::control::{Control, Ident, Reconnect, CON_MODE_CRC, CON_MODE_SECURE};
 use super::crypto::{GcmStream, CONNECTION_SECRET_LEN};
 use super::frame::{Frame, FrameLimits, FrameReader, FrameWriter};
+use super::handshake_io::HandshakeIo;
 use super::V2Error;
 use crate::auth::cephx::{verify_authorizer, AuthorizerVerdict, CephxError};
 use crate::auth::{AuthMethod, AuthName, CryptoKey};
 use crate::entity::{EntityAddr, EntityType};
 use crate::handshake::authorizer::{AuthNoneAuthorizer, CEPH_AUTH_CEPHX, CEPH_AUTH_NONE};
 use crate::handshake::ServerAuth;
+use bytes::{Bytes, BytesMut};
 
 /// `-EOPNOTSUPP`: no method or mode in common.
 const EOPNOTSUPP: i32 = -95;
@@ -148,11 +145,7 @@ enum State {
 pub struct V2Acceptor {
     p: V2AcceptorParams,
     state: State,
-    out: BytesMut,
-    reader: FrameReader,
-    writer: FrameWriter,
-    capture: Option<(Vec<u8>, Vec<u8>)>,
-    expect_sig: Option<[u8; 32]>,
+    io: HandshakeIo,
     peer_type: EntityType,
     modes: Vec<u32>,
     issued: Option<u64>,
@@ -162,48 +155,29 @@ pub struct V2Acceptor {
 impl V2Acceptor {
     /// Starts on an accepted socket; our banner is ready at once.
     pub fn new(p: V2AcceptorParams) -> Self {
-        let mut a = V2Acceptor {
-            reader: FrameReader::crc(p.limits),
-            writer: FrameWriter::crc(),
+        V2Acceptor {
+            io: HandshakeIo::new(p.limits),
             p,
             state: State::Banner,
-            out: BytesMut::new(),
-            capture: Some((Vec::new(), Vec::new())),
-            expect_sig: None,
             peer_type: EntityType::CLIENT,
             modes: Vec::new(),
             issued: None,
             authed: None,
-        };
-        a.emit_raw(&encode_banner());
-        a
+        }
     }
 
     /// Bytes to write, if any.
     pub fn take_output(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        self.io.take_output()
     }
 
     /// The frame codec, for the message phase.
     pub fn into_codec(self) -> (FrameReader, FrameWriter) {
-        (self.reader, self.writer)
-    }
-
-    fn emit_raw(&mut self, bytes: &[u8]) {
-        if let Some((_, tx)) = &mut self.capture {
-            tx.extend_from_slice(bytes);
-        }
-        self.out.extend_from_slice(bytes);
+        self.io.into_codec()
     }
 
     fn send(&mut self, c: &Control) -> Result<(), V2Error> {
-        let payload = c.encode();
-        let mut chunks = Vec::with_capacity(3);
-        self.writer.write(c.tag() as u8, &[&payload], &mut chunks)?;
-        for ch in chunks {
-            self.emit_raw(&ch);
-        }
-        Ok(())
+        self.io.send(c)
     }
 
     /// Consumes the client's bytes. `Ok(None)`: more are needed (or a decision is awaited).
@@ -220,11 +194,9 @@ impl V2Acceptor {
             match self.state {
                 State::Done | State::AwaitDecision => return Ok(None),
                 State::Banner => {
-                    let before = buf.clone();
-                    let Some(_) = decode_banner(buf)? else {
+                    if !self.io.read_banner(buf)? {
                         return Ok(None);
-                    };
-                    self.capture_rx(&before, buf.len());
+                    }
                     let seen = TypedAddr {
                         ty: AddrType::Msgr2,
                         addr: EntityAddr::new(self.p.socket_peer, 0),
@@ -236,12 +208,7 @@ impl V2Acceptor {
                     self.state = State::Hello;
                 }
                 _ => {
-                    let before = self.capture.is_some().then(|| buf.clone());
-                    let decoded = self.reader.decode(buf);
-                    if let Some(before) = before {
-                        self.capture_rx(&before, buf.len());
-                    }
-                    let Some(frame) = decoded? else {
+                    let Some(frame) = self.io.read_frame(buf)? else {
                         return Ok(None);
                     };
                     if let Some(ev) = self.handle_frame(frame)? {
@@ -249,12 +216,6 @@ impl V2Acceptor {
                     }
                 }
             }
-        }
-    }
-
-    fn capture_rx(&mut self, before: &BytesMut, left: usize) {
-        if let Some((rx, _)) = &mut self.capture {
-            rx.extend_from_slice(&before[..before.len() - left]);
         }
     }
 
@@ -282,9 +243,7 @@ impl V2Acceptor {
                 Ok(None)
             }
             (State::Signature, Control::AuthSignature { hmac }) => {
-                if Some(hmac) != self.expect_sig.take() {
-                    return Err(V2Error::AuthSignature);
-                }
+                self.io.check_signature(hmac)?;
                 self.state = State::Ident;
                 Ok(None)
             }
@@ -433,20 +392,12 @@ impl V2Acceptor {
             con_mode: mode,
             payload,
         })?;
-        let (rx, tx) = self.capture.take().unwrap_or_default();
-        let sign = |bytes: &[u8]| -> [u8; 32] {
-            let Some(k) = &key else { return [0; 32] };
-            let mut mac = Hmac::<Sha256>::new_from_slice(k.secret()).expect("any key length");
-            mac.update(bytes);
-            mac.finalize().into_bytes().into()
+        let secure = if mode == CON_MODE_SECURE {
+            Some(GcmStream::pair(&self.p.connection_secret, false)?)
+        } else {
+            None
         };
-        self.expect_sig = Some(sign(&tx));
-        if mode == CON_MODE_SECURE {
-            let (tx_gcm, rx_gcm) = GcmStream::pair(&self.p.connection_secret, false)?;
-            self.writer = FrameWriter::secure(tx_gcm);
-            self.reader.set_secure(rx_gcm);
-        }
-        self.send(&Control::AuthSignature { hmac: sign(&rx) })?;
+        self.io.finish_auth(key.as_ref(), secure)?;
         self.state = State::Signature;
         Ok(())
     }

@@ -3,21 +3,18 @@
 //! AUTH_SIGNATURE both ways, then CLIENT_IDENT or SESSION_RECONNECT. Fed the server's bytes,
 //! it produces ours; at READY it hands over the frame codec with its cipher state.
 
-use bytes::{Bytes, BytesMut};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use super::addr::{AddrType, AddrVec, TypedAddr};
-use super::banner::{decode_banner, encode_banner};
 use super::control::{Control, Ident, Reconnect, CON_MODE_CRC, CON_MODE_SECURE};
 use super::crypto::GcmStream;
 use super::frame::{Frame, FrameLimits, FrameReader, FrameWriter};
+use super::handshake_io::HandshakeIo;
 use super::V2Error;
 use crate::auth::cephx::{ClientAuthorizer, MonAuthClient};
 use crate::auth::{AuthName, CryptoKey};
 use crate::denc::Encode;
 use crate::entity::EntityType;
 use crate::handshake::authorizer::{CEPH_AUTH_CEPHX, CEPH_AUTH_NONE};
+use bytes::{Bytes, BytesMut};
 
 /// `MSG_ADDR2`: always required in msgr2 idents.
 const MSG_ADDR2: u64 = 1 << 59;
@@ -162,14 +159,8 @@ enum State {
 pub struct V2Connector {
     p: V2ConnectorParams,
     state: State,
-    out: BytesMut,
-    reader: FrameReader,
-    writer: FrameWriter,
-    /// Every byte read and written until AUTH_DONE (what AUTH_SIGNATURE covers).
-    capture: Option<(Vec<u8>, Vec<u8>)>,
+    io: HandshakeIo,
     session_key: Option<CryptoKey>,
-    /// The AUTH_SIGNATURE the server must send: over what we sent it.
-    expect_sig: Option<[u8; 32]>,
     global_id: u64,
     con_mode: u32,
 }
@@ -177,30 +168,24 @@ pub struct V2Connector {
 impl V2Connector {
     /// Starts a handshake; our banner is ready to write at once.
     pub fn new(p: V2ConnectorParams) -> Self {
-        let mut c = V2Connector {
-            reader: FrameReader::crc(p.limits),
-            writer: FrameWriter::crc(),
+        V2Connector {
+            io: HandshakeIo::new(p.limits),
             p,
             state: State::Banner,
-            out: BytesMut::new(),
-            capture: Some((Vec::new(), Vec::new())),
             session_key: None,
-            expect_sig: None,
             global_id: 0,
             con_mode: CON_MODE_CRC,
-        };
-        c.emit_raw(&encode_banner());
-        c
+        }
     }
 
     /// Bytes to write, if any.
     pub fn take_output(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        self.io.take_output()
     }
 
     /// The frame codec, in the negotiated mode, for the message phase.
     pub fn into_codec(self) -> (FrameReader, FrameWriter) {
-        (self.reader, self.writer)
+        self.io.into_codec()
     }
 
     /// The mon authentication's state (its tickets), when we authenticated to a monitor.
@@ -221,21 +206,8 @@ impl V2Connector {
         self.send_ident()
     }
 
-    fn emit_raw(&mut self, bytes: &[u8]) {
-        if let Some((_, tx)) = &mut self.capture {
-            tx.extend_from_slice(bytes);
-        }
-        self.out.extend_from_slice(bytes);
-    }
-
     fn send(&mut self, c: &Control) -> Result<(), V2Error> {
-        let payload = c.encode();
-        let mut chunks = Vec::with_capacity(3);
-        self.writer.write(c.tag() as u8, &[&payload], &mut chunks)?;
-        for ch in chunks {
-            self.emit_raw(&ch);
-        }
-        Ok(())
+        self.io.send(c)
     }
 
     /// Consumes the server's bytes from the front of `buf`. `Ok(None)`: more are needed.
@@ -255,11 +227,9 @@ impl V2Connector {
             match self.state {
                 State::Done | State::AwaitGlobalSeq => return Ok(None),
                 State::Banner => {
-                    let before = buf.clone();
-                    let Some(_) = decode_banner(buf)? else {
+                    if !self.io.read_banner(buf)? {
                         return Ok(None);
-                    };
-                    self.capture_rx(&before, buf.len());
+                    }
                     let hello = Control::Hello {
                         entity_type: self.p.my_type,
                         peer_addr: self.p.target,
@@ -268,14 +238,7 @@ impl V2Connector {
                     self.state = State::Hello;
                 }
                 _ => {
-                    // The reader consumes a preamble before the rest of its frame is in:
-                    // whatever it consumed is captured, frame or not.
-                    let before = self.capture.is_some().then(|| buf.clone());
-                    let decoded = self.reader.decode(buf);
-                    if let Some(before) = before {
-                        self.capture_rx(&before, buf.len());
-                    }
-                    let Some(frame) = decoded? else {
+                    let Some(frame) = self.io.read_frame(buf)? else {
                         return Ok(None);
                     };
                     if let Some(ev) = self.handle_frame(frame)? {
@@ -283,12 +246,6 @@ impl V2Connector {
                     }
                 }
             }
-        }
-    }
-
-    fn capture_rx(&mut self, before: &BytesMut, left: usize) {
-        if let Some((rx, _)) = &mut self.capture {
-            rx.extend_from_slice(&before[..before.len() - left]);
         }
     }
 
@@ -355,9 +312,7 @@ impl V2Connector {
                 Ok(None)
             }
             (State::Signature, Control::AuthSignature { hmac }) => {
-                if Some(hmac) != self.expect_sig.take() {
-                    return Err(V2Error::AuthSignature);
-                }
+                self.io.check_signature(hmac)?;
                 self.state = State::Ident;
                 self.send_ident()?;
                 Ok(None)
@@ -472,28 +427,15 @@ impl V2Connector {
         self.global_id = global_id;
         self.con_mode = con_mode;
         self.session_key = session_key;
-        if con_mode == CON_MODE_SECURE {
-            let (tx, rx) = GcmStream::pair(&secret, true)?;
-            self.writer = FrameWriter::secure(tx);
-            self.reader.set_secure(rx);
-        }
+        let secure = if con_mode == CON_MODE_SECURE {
+            Some(GcmStream::pair(&secret, true)?)
+        } else {
+            None
+        };
         // The capture ends with AUTH_DONE: we sign what we received, the server what we sent.
-        let (rx, tx) = self.capture.take().unwrap_or_default();
-        self.expect_sig = Some(self.signature(&tx));
-        let hmac = self.signature(&rx);
-        self.send(&Control::AuthSignature { hmac })?;
+        self.io.finish_auth(self.session_key.as_ref(), secure)?;
         self.state = State::Signature;
         Ok(())
-    }
-
-    /// HMAC-SHA256 under the session key (32 zero bytes without one, as with auth none).
-    fn signature(&self, bytes: &[u8]) -> [u8; 32] {
-        let Some(key) = &self.session_key else {
-            return [0; 32];
-        };
-        let mut mac = Hmac::<Sha256>::new_from_slice(key.secret()).expect("any key length");
-        mac.update(bytes);
-        mac.finalize().into_bytes().into()
     }
 
     fn send_ident(&mut self) -> Result<(), V2Error> {

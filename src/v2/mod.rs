@@ -11,6 +11,7 @@ pub mod control;
 pub mod crypto;
 mod error;
 pub mod frame;
+mod handshake_io;
 pub mod message;
 #[cfg(test)]
 mod pair_tests;
