@@ -142,19 +142,9 @@ impl MonAuthClient {
                 Ok(MonAuthStep::Send(self.authenticate(challenge, random)))
             }
             State::Authenticate => {
-                response_header(&mut r, CEPHX_GET_AUTH_SESSION_KEY)?;
-                let old = self
-                    .tickets
-                    .get(AUTH_SERVICE)
-                    .map(|t| t.session_key.clone());
-                let tickets = parse_ticket_reply(&mut r, &self.key, old.as_ref(), now)?;
                 // The connection secret and extra tickets follow (msgr2 uses them); the v1
                 // client asks for its service tickets with the AUTH ticket instead, as Ceph's does.
-                let auth = tickets
-                    .into_iter()
-                    .find(|t| t.service_id == AUTH_SERVICE)
-                    .ok_or(CephxError::Malformed("no AUTH ticket in the reply"))?;
-                self.tickets.insert(auth);
+                self.take_auth_ticket(&mut r, now)?;
                 self.next_or_done(now, random)
             }
             State::Principal => {
@@ -210,6 +200,28 @@ impl MonAuthClient {
         req.encode(&mut p);
         self.state = State::Authenticate;
         p.into()
+    }
+
+    /// Reads the answer to `CEPHX_GET_AUTH_SESSION_KEY` up to its tickets (under our key, or
+    /// the old AUTH session key when renewing), keeps the AUTH ticket and returns its session
+    /// key. What follows (the connection secret, extra tickets) is left in `r`.
+    pub(super) fn take_auth_ticket(
+        &mut self,
+        r: &mut Reader<'_>,
+        now: Duration,
+    ) -> Result<CryptoKey, CephxError> {
+        response_header(r, CEPHX_GET_AUTH_SESSION_KEY)?;
+        let old = self
+            .tickets
+            .get(AUTH_SERVICE)
+            .map(|t| t.session_key.clone());
+        let auth = parse_ticket_reply(r, &self.key, old.as_ref(), now)?
+            .into_iter()
+            .find(|t| t.service_id == AUTH_SERVICE)
+            .ok_or(CephxError::Malformed("no AUTH ticket in the reply"))?;
+        let session_key = auth.session_key.clone();
+        self.tickets.insert(auth);
+        Ok(session_key)
     }
 
     /// After the AUTH ticket: ask for what is missing, or finish.
@@ -289,7 +301,7 @@ impl MonAuthClient {
     }
 }
 
-pub(super) fn response_header(r: &mut Reader<'_>, expected: u16) -> Result<(), CephxError> {
+fn response_header(r: &mut Reader<'_>, expected: u16) -> Result<(), CephxError> {
     let ty = u16::decode(r)?;
     let status = i32::decode(r)?;
     if ty != expected {

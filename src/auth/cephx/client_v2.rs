@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::client::{response_header, MonAuthClient, State, AUTH_SERVICE};
+use super::client::{MonAuthClient, State};
 use super::tickets::parse_ticket_reply;
-use super::types::{finish, ServerChallenge, CEPHX_GET_AUTH_SESSION_KEY};
+use super::types::{finish, ServerChallenge};
 use super::CephxError;
 use crate::auth::{decode_decrypt, CryptoKey};
 use crate::denc::{Decode, Encode, Reader};
@@ -96,18 +96,7 @@ impl MonAuthClient {
             return Err(CephxError::Malformed("global id 0"));
         }
         let mut r = Reader::new(payload);
-        response_header(&mut r, CEPHX_GET_AUTH_SESSION_KEY)?;
-        let old = self
-            .tickets
-            .get(AUTH_SERVICE)
-            .map(|t| t.session_key.clone());
-        let tickets = parse_ticket_reply(&mut r, &self.key, old.as_ref(), now)?;
-        let auth = tickets
-            .into_iter()
-            .find(|t| t.service_id == AUTH_SERVICE)
-            .ok_or(CephxError::Malformed("no AUTH ticket in AUTH_DONE"))?;
-        let session_key = auth.session_key.clone();
-        self.tickets.insert(auth);
+        let session_key = self.take_auth_ticket(&mut r, now)?;
         let cbl = Bytes::decode(&mut r)?;
         let secret_plain = decode_decrypt(&session_key, &cbl, true)?;
         let mut s = Reader::new(&secret_plain);
