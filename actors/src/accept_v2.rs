@@ -18,10 +18,11 @@ use msgr::wire::ConnectMsg;
 use msgr::{EntityAddr, EntityType};
 use rand::RngCore;
 
+use crate::accepter::decide_via_pipe;
 use crate::auth::wall_clock;
 use crate::error::PipeError;
 use crate::handshake_io::{next_event, write_output};
-use crate::msgs::{AcceptingSide, Adopt};
+use crate::msgs::{AcceptingSide, Adopt, DecideAcceptV2};
 use crate::net::{self, SocketSlot};
 use crate::shared::Shared;
 
@@ -125,13 +126,10 @@ pub(crate) async fn accept_handshake_v2(
                     (req, v2, -1, Some(r.msg_seq))
                 }
             };
-            let Some((pipe, (decision, decided_at))) =
-                decide_via_pipe_v2(&shared, &req, v2, shard).await
-            else {
-                return Err(PipeError::Io(std::io::Error::other(
-                    "messenger is shutting down",
-                )));
-            };
+            let (pipe, (decision, decided_at)) = decide_via_pipe(&shared, &req, shard, true, |p| {
+                p.decide_v2.send(DecideAcceptV2(req.clone(), v2))
+            })
+            .await?;
             let policy = shared.policy_for(ev.peer_type);
             let reply = match decision {
                 V2Decision::Rules(Decision::Open { .. }) => {
@@ -210,32 +208,6 @@ fn as_reconnect(
     let mut req = as_connect(&id, peer_type, socket_peer, shared);
     req.connect.connect_seq = r.connect_seq as u32;
     req
-}
-
-/// Routes an ident to its Pipe and returns the Pipe's decision (as [`decide_via_pipe`]).
-async fn decide_via_pipe_v2(
-    shared: &Arc<Shared>,
-    req: &ConnectRequest,
-    v2: V2Connect,
-    shard: usize,
-) -> Option<(crate::msgs::AcceptRoute, (V2Decision, u64))> {
-    for _ in 0..2 {
-        let route = crate::msgs::RouteAccept {
-            peer_addr: req.peer_addr,
-            peer_type: req.connect.host_type,
-            shard,
-            v2: true,
-        };
-        let pipe = shared.routes().route_accept.send(route).await.ok()??;
-        if let Ok(d) = pipe
-            .decide_v2
-            .send(crate::msgs::DecideAcceptV2(req.clone(), v2))
-            .await
-        {
-            return Some((pipe, d));
-        }
-    }
-    None
 }
 
 fn v2_err(e: msgr::v2::V2Error) -> PipeError {

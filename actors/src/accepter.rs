@@ -148,12 +148,10 @@ async fn accept_handshake(
             };
             let peer_type = req.connect.host_type;
             tracing::trace!(%peer, ?req.connect, "connect received");
-            let decision = decide_via_pipe(&shared, &req, shard).await;
-            let Some((pipe, (decision, decided_at))) = decision else {
-                return Err(PipeError::Io(std::io::Error::other(
-                    "messenger is shutting down",
-                )));
-            };
+            let (pipe, (decision, decided_at)) = decide_via_pipe(&shared, &req, shard, false, |p| {
+                p.decide.send(DecideAccept(req.clone()))
+            })
+            .await?;
             if let Decision::Open { .. } = decision {
                 return Ok::<HandOver, PipeError>(Some((pipe, (decision, decided_at), req)));
             }
@@ -198,24 +196,40 @@ async fn accept_handshake(
     Ok(())
 }
 
-/// Routes a connect to its Pipe and returns the Pipe's decision. A Pipe that stops between the
-/// route and the question is routed around once more.
-pub(crate) async fn decide_via_pipe(
+/// Routes a connect (v1) or an ident (`v2`) to its Pipe and returns the Pipe's answer to
+/// `ask`. A Pipe that stops between the route and the question is routed around once more.
+pub(crate) async fn decide_via_pipe<D, Fut>(
     shared: &Arc<Shared>,
     req: &msgr::handshake::ConnectRequest,
     shard: usize,
-) -> Option<(AcceptRoute, (Decision, u64))> {
+    v2: bool,
+    ask: impl Fn(&AcceptRoute) -> Fut,
+) -> Result<(AcceptRoute, D), PipeError>
+where
+    Fut: std::future::Future<Output = Result<D, actix::MailboxError>>,
+{
     for _ in 0..2 {
         let route = RouteAccept {
             peer_addr: req.peer_addr,
             peer_type: req.connect.host_type,
             shard,
-            v2: false,
+            v2,
         };
-        let pipe = shared.routes().route_accept.send(route).await.ok()??;
-        if let Ok(d) = pipe.decide.send(DecideAccept(req.clone())).await {
-            return Some((pipe, d));
+        let Some(pipe) = shared
+            .routes()
+            .route_accept
+            .send(route)
+            .await
+            .ok()
+            .flatten()
+        else {
+            break;
+        };
+        if let Ok(d) = ask(&pipe).await {
+            return Ok((pipe, d));
         }
     }
-    None
+    Err(PipeError::Io(std::io::Error::other(
+        "messenger is shutting down",
+    )))
 }
