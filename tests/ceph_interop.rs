@@ -4,9 +4,9 @@
 mod ceph_harness;
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use ceph_harness::{free_port, CephMon};
+use ceph_harness::{free_port, peer_mon, CephMon, Inbox};
 use common::*;
 use msgr::features::CEPH_FEATURES_ALL;
 use msgr::handshake::AuthNoneAuthorizer;
@@ -14,51 +14,7 @@ use msgr::messages::{
     MMonGetMap, MMonMap, MPing, MonPingReply, CEPH_MSG_MON_MAP, CEPH_MSG_PING, MSG_MON_PROBE,
 };
 use msgr::{EntityAddr, EntityName, EntityType, Message, Policy};
-use msgr_actors::{ConnEvent, Connection, Dispatcher, Messenger};
-
-/// Keeps every message and event.
-#[derive(Default, Clone)]
-struct Inbox {
-    msgs: Arc<Mutex<Vec<(u64, Message)>>>,
-    events: Arc<Mutex<Vec<ConnEvent>>>,
-}
-
-impl Inbox {
-    fn of_type(&self, ty: u16) -> Vec<Message> {
-        self.msgs
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, m)| m.msg_type == ty)
-            .map(|(_, m)| m.clone())
-            .collect()
-    }
-    fn count(&self, ev: ConnEvent) -> usize {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| **e == ev)
-            .count()
-    }
-}
-
-impl Dispatcher for Inbox {
-    fn ms_dispatch(&self, conn: &Connection, msg: Message) -> bool {
-        self.msgs.lock().unwrap().push((conn.id(), msg));
-        true
-    }
-    fn ms_handle_reset(&self, _: &Connection) -> bool {
-        self.events.lock().unwrap().push(ConnEvent::Reset);
-        true
-    }
-    fn ms_handle_remote_reset(&self, _: &Connection) {
-        self.events.lock().unwrap().push(ConnEvent::RemoteReset);
-    }
-    fn ms_handle_accept(&self, _: &Connection) {
-        self.events.lock().unwrap().push(ConnEvent::Accept);
-    }
-}
+use msgr_actors::{ConnEvent, Messenger};
 
 fn mon_addr(mon: &CephMon) -> EntityAddr {
     format!("v1:127.0.0.1:{}/0", mon.port).parse().unwrap()
@@ -130,7 +86,7 @@ async fn client_pings_a_real_mon_100_times_and_survives_its_restart() {
     // The mon restarts under us: the lossy session is reset, and a new one works.
     mon.restart();
     wait_for(30, "reset of the lossy session", || {
-        inbox.count(ConnEvent::Reset) == 1
+        inbox.events(ConnEvent::Reset) == 1
     })
     .await;
     assert!(conn.is_closed());
@@ -214,27 +170,6 @@ fn protocol_errors(log: &str, our_port: u16) -> Vec<String> {
         .collect()
 }
 
-async fn peer_mon(inbox: &Inbox, port: u16) -> Messenger {
-    let authorizer = AuthNoneAuthorizer {
-        entity_type: EntityType::MON,
-        id: "b".into(),
-        global_id: 0,
-    };
-    let m = Messenger::builder(EntityName::new(EntityType::MON, 1))
-        .config(test_config())
-        .nonce(0)
-        .default_policy(Policy::lossless_peer(0))
-        .authorizer(authorizer.to_authorizer())
-        .dispatcher(Arc::new(inbox.clone()))
-        .build()
-        .unwrap();
-    m.bind(format!("127.0.0.1:{port}").parse().unwrap())
-        .await
-        .unwrap();
-    m.start().unwrap();
-    m
-}
-
 #[actix_rt::test]
 async fn a_real_mon_connects_to_us_as_a_peer_monitor() {
     init_tracing();
@@ -243,7 +178,7 @@ async fn a_real_mon_connects_to_us_as_a_peer_monitor() {
         return;
     };
     let inbox = Inbox::default();
-    let m = peer_mon(&inbox, our_port).await;
+    let m = auth_none_peer_mon(&inbox, our_port).await;
     wait_for(60, "three mon_probe messages from mon.a", || {
         inbox.of_type(MSG_MON_PROBE).len() >= 3
     })
@@ -269,7 +204,7 @@ async fn a_real_mon_connects_to_us_as_a_peer_monitor() {
     // messenger answers RESETSESSION to its old session, and probes flow again.
     m.shutdown().await;
     let inbox2 = Inbox::default();
-    let m2 = peer_mon(&inbox2, our_port).await;
+    let m2 = auth_none_peer_mon(&inbox2, our_port).await;
     wait_for(60, "probes after our restart", || {
         inbox2.of_type(MSG_MON_PROBE).len() >= 2
     })
@@ -292,4 +227,18 @@ async fn a_real_mon_connects_to_us_as_a_peer_monitor() {
     );
     eprintln!("mon log: {mentions} lines about our address, none of them protocol errors");
     m2.shutdown().await;
+}
+
+/// Our messenger as mon.b with auth none, as the mon's peer.
+async fn auth_none_peer_mon(inbox: &Inbox, port: u16) -> Messenger {
+    let authorizer = AuthNoneAuthorizer {
+        entity_type: EntityType::MON,
+        id: "b".into(),
+        global_id: 0,
+    };
+    peer_mon(inbox, port, false, |b| {
+        b.config(test_config())
+            .authorizer(authorizer.to_authorizer())
+    })
+    .await
 }

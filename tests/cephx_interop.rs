@@ -5,39 +5,16 @@
 mod ceph_harness;
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ceph_harness::{CephMon, MonOpts};
+use ceph_harness::{peer_mon, CephMon, Inbox, MonOpts};
 use common::*;
 use msgr::auth::cephx::{CephxError, MonAuthClient};
 use msgr::auth::{AuthName, CryptoKey, Keyring};
 use msgr::messages::{MMonGetMap, MMonMap, MPing, CEPH_MSG_MON_MAP, CEPH_MSG_PING, MSG_MON_PROBE};
 use msgr::{EntityAddr, EntityName, EntityType, Message, Policy};
-use msgr_actors::{
-    AuthSetup, Connection, Dispatcher, Messenger, MonAuth, MonAuthError, SharedServiceKey,
-};
-
-/// Keeps every message the application sees.
-#[derive(Default, Clone)]
-struct Inbox(Arc<Mutex<Vec<Message>>>);
-
-impl Inbox {
-    fn of_type(&self, ty: u16) -> Vec<Message> {
-        let msgs = self.0.lock().unwrap();
-        msgs.iter().filter(|m| m.msg_type == ty).cloned().collect()
-    }
-    fn clear(&self) {
-        self.0.lock().unwrap().clear();
-    }
-}
-
-impl Dispatcher for Inbox {
-    fn ms_dispatch(&self, _: &Connection, msg: Message) -> bool {
-        self.0.lock().unwrap().push(msg);
-        true
-    }
-}
+use msgr_actors::{AuthSetup, Connection, Messenger, MonAuth, MonAuthError, SharedServiceKey};
 
 fn admin(mon: &CephMon) -> (AuthName, CryptoKey) {
     let ring = Keyring::parse(&std::fs::read_to_string(mon.admin_keyring()).unwrap()).unwrap();
@@ -197,23 +174,6 @@ fn mon_key(mon: &CephMon) -> CryptoKey {
         .clone()
 }
 
-/// Our messenger as mon.b, verifying with `key` (the `mon.` key, or a wrong one).
-async fn cephx_peer_mon(inbox: &Inbox, port: u16, key: CryptoKey) -> Messenger {
-    let m = Messenger::builder(EntityName::new(EntityType::MON, 1))
-        .config(test_config())
-        .nonce(0)
-        .default_policy(Policy::lossless_peer(0))
-        .auth(AuthSetup::shared_service_key("mon.".parse().unwrap(), key))
-        .dispatcher(Arc::new(inbox.clone()))
-        .build()
-        .unwrap();
-    m.bind(format!("127.0.0.1:{port}").parse().unwrap())
-        .await
-        .unwrap();
-    m.start().unwrap();
-    m
-}
-
 #[actix_rt::test]
 async fn a_real_mon_connects_with_a_cephx_authorizer_and_signatures_check_both_ways() {
     init_tracing();
@@ -308,7 +268,16 @@ async fn with_a_wrong_mon_key_nothing_the_mon_sends_is_delivered() {
         m.counters().bad_authorizers >= 2
     })
     .await;
-    assert!(inbox.0.lock().unwrap().is_empty(), "nothing delivered");
+    assert!(inbox.is_empty(), "nothing delivered");
     assert!(m.connections().await.is_empty(), "no session was opened");
     m.shutdown().await;
+}
+
+/// Our messenger as mon.b, verifying with `key` (the `mon.` key, or a wrong one).
+async fn cephx_peer_mon(inbox: &Inbox, port: u16, key: CryptoKey) -> Messenger {
+    peer_mon(inbox, port, false, |b| {
+        b.config(test_config())
+            .auth(AuthSetup::shared_service_key("mon.".parse().unwrap(), key))
+    })
+    .await
 }

@@ -189,34 +189,14 @@ async fn a_wrong_key_is_refused_with_eacces() {
 
 mod messenger {
     //! The same through the messenger: a lossy client session over msgr2.
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
+    use ceph_harness::Inbox;
     use msgr::messages::{MMonGetMap, MPing};
     use msgr::{Config, Policy};
-    use msgr_actors::{AuthSetup, Connection, Dispatcher, Messenger};
+    use msgr_actors::{AuthSetup, Messenger};
 
     use super::*;
-
-    #[derive(Default, Clone)]
-    struct Inbox(Arc<Mutex<Vec<Message>>>);
-
-    impl Dispatcher for Inbox {
-        fn ms_dispatch(&self, _: &Connection, msg: Message) -> bool {
-            self.0.lock().unwrap().push(msg);
-            true
-        }
-    }
-
-    impl Inbox {
-        fn count(&self, ty: u16) -> usize {
-            self.0
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|m| m.msg_type == ty)
-                .count()
-        }
-    }
 
     async fn wait(secs: u64, what: &str, cond: impl Fn() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
@@ -263,11 +243,8 @@ mod messenger {
             let c = m.counters();
             assert_eq!((c.faults, c.reconnects), (0, 0), "{mode}");
             let replies: Vec<i64> = inbox
-                .0
-                .lock()
-                .unwrap()
+                .of_type(CEPH_MSG_PING)
                 .iter()
-                .filter(|m| m.msg_type == CEPH_MSG_PING)
                 .map(|m| m.src.num)
                 .collect();
             assert!(replies.iter().all(|&n| n == 0), "from mon.0: {replies:?}");
@@ -279,23 +256,11 @@ mod messenger {
 mod peer_monitor {
     //! The mon dials us as its peer `mon.b` at a msgr2 address: cephx authorizer (the `mon.`
     //! key) in secure mode, a lossless session, its probes delivered.
-    use std::sync::{Arc, Mutex};
-
+    use ceph_harness::{peer_mon, Inbox};
     use msgr::messages::MSG_MON_PROBE;
-    use msgr::Policy;
-    use msgr_actors::{AuthSetup, Connection, Dispatcher, Messenger};
+    use msgr_actors::AuthSetup;
 
     use super::*;
-
-    #[derive(Default, Clone)]
-    struct Inbox(Arc<Mutex<Vec<Message>>>);
-
-    impl Dispatcher for Inbox {
-        fn ms_dispatch(&self, _: &Connection, msg: Message) -> bool {
-            self.0.lock().unwrap().push(msg);
-            true
-        }
-    }
 
     #[actix_rt::test]
     async fn a_real_mon_dials_us_over_msgr2_with_cephx_and_probes_us() {
@@ -312,27 +277,13 @@ mod peer_monitor {
         let ring = Keyring::parse(&std::fs::read_to_string(mon.mon_keyring()).unwrap()).unwrap();
         let key = ring.get(&"mon.".parse().unwrap()).unwrap().clone();
         let inbox = Inbox::default();
-        let m = Messenger::builder(EntityName::new(EntityType::MON, 1))
-            .nonce(0)
-            .default_policy(Policy::lossless_peer(0))
-            .auth(AuthSetup::shared_service_key("mon.".parse().unwrap(), key))
-            .dispatcher(Arc::new(inbox.clone()))
-            .build()
-            .unwrap();
-        m.bind_v2(format!("127.0.0.1:{our_port}").parse().unwrap())
-            .await
-            .unwrap();
-        m.start().unwrap();
+        let m = peer_mon(&inbox, our_port, true, |b| {
+            b.auth(AuthSetup::shared_service_key("mon.".parse().unwrap(), key))
+        })
+        .await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let probes = inbox
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|p| p.msg_type == MSG_MON_PROBE)
-                .count();
-            if probes >= 3 {
+            if inbox.count(MSG_MON_PROBE) >= 3 {
                 break;
             }
             assert!(

@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+mod peers;
+pub use peers::{peer_mon, Inbox};
+
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
