@@ -9,10 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use common::*;
 use msgr::entity::EntityAddr;
-use msgr::handshake::{protocol_version, Connector, ConnectorEvent, ConnectorParams};
+use msgr::handshake::protocol_version;
 use msgr::wire::{ConnectMsg, FrameEncoder, Header, BANNER, HEADER_LEN};
 use msgr::{EntityName, EntityType, Message, Policy};
 use msgr_actors::Messenger;
@@ -56,43 +55,6 @@ async fn closed_within(mut s: TcpStream, what: &str) -> Duration {
             Ok(Ok(0)) | Ok(Err(_)) => return start.elapsed(),
             Ok(Ok(_)) => continue,
             Err(_) => panic!("{what}: the server kept the connection open for 10 s"),
-        }
-    }
-}
-
-/// A raw connection that completed a real handshake with the server (as an OSD-to-OSD peer),
-/// ready for hand-made frames.
-async fn handshaken(server: EntityAddr) -> (TcpStream, bool) {
-    let mut s = TcpStream::connect(server.addr.unwrap()).await.unwrap();
-    let mut conn = Connector::new(ConnectorParams {
-        my_addr: EntityAddr::blank(rand::random()),
-        my_type: EntityType::CLIENT,
-        peer_addr: server,
-        check_peer_nonce: true,
-        policy: Policy::lossy_client(0),
-        global_seq: 1,
-        connect_seq: 0,
-        in_seq: 0,
-        protocol_version: protocol_version(EntityType::CLIENT, EntityType::OSD, true),
-        authorizer: None,
-        cephx: None,
-        learn_addr: true,
-    });
-    let mut inbuf = BytesMut::new();
-    loop {
-        let ev = conn.handle_input(&mut inbuf).unwrap();
-        if let Some(out) = conn.take_output() {
-            s.write_all(&out).await.unwrap();
-        }
-        match ev {
-            None => {
-                let n = s.read_buf(&mut inbuf).await.unwrap();
-                assert!(n > 0, "server closed during a valid handshake");
-            }
-            Some(ConnectorEvent::Ready(est)) => {
-                return (s, msgr::handshake::connector::uses_msg_auth(est.features));
-            }
-            Some(ev) => panic!("unexpected {ev:?}"),
         }
     }
 }
@@ -163,7 +125,8 @@ async fn after_handshake(
     make: impl FnOnce(bool) -> Vec<u8>,
     what: &str,
 ) -> Duration {
-    let (mut s, msg_auth) = handshaken(server).await;
+    let (mut s, est) = raw_handshake(server, None).await;
+    let msg_auth = msgr::handshake::connector::uses_msg_auth(est.features);
     let _ = s.write_all(&make(msg_auth)).await;
     closed_within(s, what).await
 }

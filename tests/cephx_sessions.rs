@@ -9,17 +9,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use common::*;
 use msgr::auth::cephx::{ClientAuthorizer, ServiceKeys};
 use msgr::auth::{CryptoKey, MessageSigner};
 use msgr::features::CEPH_FEATURES_ALL;
-use msgr::handshake::{protocol_version, Connector, ConnectorEvent, ConnectorParams};
 use msgr::wire::FrameEncoder;
 use msgr::{Config, EntityAddr, EntityType, Policy};
 use msgr_actors::{AuthSetup, Messenger, SharedServiceKey, TicketSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 fn osd_key() -> CryptoKey {
     CryptoKey::new((0, 0), &[0x42; 16]).unwrap()
@@ -183,36 +180,8 @@ async fn send_signed(server: EntityAddr, forge: Option<CryptoKey>) {
     let (ticket, gid) = tickets(osd_key(), Duration::from_secs(600))
         .ticket(u32::from(EntityType::OSD.0))
         .unwrap();
-    let mut s = TcpStream::connect(server.addr.unwrap()).await.unwrap();
-    let mut conn = Connector::new(ConnectorParams {
-        my_addr: EntityAddr::blank(rand::random()),
-        my_type: EntityType::CLIENT,
-        peer_addr: server,
-        check_peer_nonce: true,
-        policy: Policy::lossy_client(0),
-        global_seq: 1,
-        connect_seq: 0,
-        in_seq: 0,
-        protocol_version: protocol_version(EntityType::CLIENT, EntityType::OSD, true),
-        authorizer: None,
-        cephx: Some(ClientAuthorizer::new(&ticket, gid, rand::random())),
-        learn_addr: true,
-    });
-    let mut inbuf = BytesMut::new();
-    let est = loop {
-        let ev = conn.handle_input(&mut inbuf).unwrap();
-        if let Some(out) = conn.take_output() {
-            s.write_all(&out).await.unwrap();
-        }
-        match ev {
-            None => assert!(
-                s.read_buf(&mut inbuf).await.unwrap() > 0,
-                "closed in handshake"
-            ),
-            Some(ConnectorEvent::Ready(est)) => break est,
-            Some(ev) => panic!("unexpected {ev:?}"),
-        }
-    };
+    let cephx = ClientAuthorizer::new(&ticket, gid, rand::random());
+    let (mut s, est) = raw_handshake(server, Some(cephx)).await;
     assert_eq!(est.features, CEPH_FEATURES_ALL);
     let key = forge.unwrap_or_else(|| est.session_key.clone().expect("a cephx session"));
     let mut m = numbered(7);

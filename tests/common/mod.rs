@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod chaos;
+mod raw;
+pub use raw::raw_handshake;
 
 use std::collections::HashMap;
 use std::future::Future;
