@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use ceph_harness::{free_port, peer_mon, CephMon, Inbox};
+use ceph_harness::{free_port, CephMon};
 use common::*;
 use msgr::features::CEPH_FEATURES_ALL;
 use msgr::handshake::AuthNoneAuthorizer;

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ceph_harness::{peer_mon, CephMon, Inbox, MonOpts};
+use ceph_harness::{CephMon, MonOpts};
 use common::*;
 use msgr::auth::cephx::{CephxError, MonAuthClient};
 use msgr::auth::{AuthName, CryptoKey, Keyring};

@@ -5,6 +5,7 @@
 //! refused with AUTH_BAD_METHOD(-13). The messenger's own v2 support builds on this.
 
 mod ceph_harness;
+mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -191,7 +192,7 @@ mod messenger {
     //! The same through the messenger: a lossy client session over msgr2.
     use std::sync::Arc;
 
-    use ceph_harness::Inbox;
+    use common::Inbox;
     use msgr::messages::{MMonGetMap, MPing};
     use msgr::{Config, Policy};
     use msgr_actors::{AuthSetup, Messenger};
@@ -256,7 +257,7 @@ mod messenger {
 mod peer_monitor {
     //! The mon dials us as its peer `mon.b` at a msgr2 address: cephx authorizer (the `mon.`
     //! key) in secure mode, a lossless session, its probes delivered.
-    use ceph_harness::{peer_mon, Inbox};
+    use common::{peer_mon, Inbox};
     use msgr::messages::MSG_MON_PROBE;
     use msgr_actors::AuthSetup;
 

@@ -22,6 +22,35 @@ fn stdout_of_success(out: std::process::Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `msgr ping ADDR -n NAME -k KEYRING ARGS...`, as the user would type it.
+fn ping_as(
+    addr: &str,
+    name: &str,
+    keyring: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    msgr()
+        .args(["ping", addr, "-n", name, "-k"])
+        .arg(keyring)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The mon status a `--json` ping with that keyring printed.
+fn ping_status(addr: &str, keyring: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = ping_as(addr, "client.admin", keyring, &[&["--json"], args].concat());
+    serde_json::from_str(stdout_of_success(out).trim()).unwrap()
+}
+
+/// The one line of standard error of a run that must have failed.
+fn one_line_failure(out: std::process::Output) -> String {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    err
+}
+
 #[test]
 fn ping_a_real_mon_prints_one_json_document_per_reply() {
     let Some(mon) = ceph_harness::CephMon::start() else {
@@ -75,38 +104,20 @@ fn ping_with_cephx_authenticates_and_a_key_the_mon_does_not_know_is_refused() {
     };
     let addr = format!("127.0.0.1:{}", mon.port);
     let keyring = mon.admin_keyring();
-    let out = msgr()
-        .args(["ping", &addr, "--name", "client.admin", "--keyring"])
-        .arg(&keyring)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_str(stdout_of_success(out).trim()).unwrap();
+    let doc = ping_status(&addr, &keyring, &[]);
     assert_eq!(doc["mon_status"]["quorum"], serde_json::json!([0]), "{doc}");
 
     // The same name with another key (a keyring ceph-authtool made, which the mon never saw).
     let stranger = stranger_keyring(&mon);
-    let out = msgr()
-        .args(["ping", &addr, "-n", "client.admin", "-k"])
-        .arg(&stranger)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = one_line_failure(ping_as(&addr, "client.admin", &stranger, &[]));
     assert!(
         err.contains("client.admin") && err.contains("EACCES"),
         "{err}"
     );
 
     // A keyring without the name asked for is a one-line error too, before any connection.
-    let out = msgr()
-        .args(["ping", &addr, "-n", "client.nobody", "-k"])
-        .arg(&keyring)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no key for client.nobody"));
+    let err = one_line_failure(ping_as(&addr, "client.nobody", &keyring, &[]));
+    assert!(err.contains("no key for client.nobody"), "{err}");
 }
 
 #[test]
@@ -492,25 +503,15 @@ fn ping_over_msgr2_secure_and_crc_and_a_wrong_key_is_refused() {
     };
     let addr = format!("v2:127.0.0.1:{}", mon.v2_port.unwrap());
     for extra in [&[][..], &["--ms-mon-client-mode", "crc"][..]] {
-        let out = msgr()
-            .args(["ping", &addr, "-n", "client.admin", "-k"])
-            .arg(mon.admin_keyring())
-            .args(["--json"])
-            .args(extra)
-            .output()
-            .unwrap();
-        let doc: serde_json::Value = serde_json::from_str(stdout_of_success(out).trim()).unwrap();
+        let doc = ping_status(&addr, &mon.admin_keyring(), extra);
         assert_eq!(doc["mon_status"]["quorum"], serde_json::json!([0]), "{doc}");
     }
     let stranger = stranger_keyring(&mon);
-    let out = msgr()
-        .args(["ping", &addr, "-n", "client.admin", "-k"])
-        .arg(&stranger)
-        .args(["--timeout", "20"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = one_line_failure(ping_as(
+        &addr,
+        "client.admin",
+        &stranger,
+        &["--timeout", "20"],
+    ));
     assert!(err.contains("EACCES"), "{err}");
 }

@@ -7,9 +7,6 @@
 
 #![allow(dead_code)]
 
-mod peers;
-pub use peers::{peer_mon, Inbox};
-
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

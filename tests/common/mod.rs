@@ -4,7 +4,11 @@
 #![allow(dead_code)]
 
 pub mod chaos;
-mod raw;
+pub mod peers;
+pub mod raw;
+#[allow(unused_imports)] // each test binary uses its own part
+pub use peers::{peer_mon, Inbox};
+#[allow(unused_imports)]
 pub use raw::raw_handshake;
 
 use std::collections::HashMap;

@@ -14,7 +14,6 @@ pub struct Inbox {
     events: Arc<Mutex<Vec<ConnEvent>>>,
 }
 
-#[allow(dead_code)] // each test binary uses its own part
 impl Inbox {
     /// The messages of one type, in arrival order.
     pub fn of_type(&self, ty: u16) -> Vec<Message> {
@@ -60,7 +59,6 @@ impl Dispatcher for Inbox {
 
 /// Our messenger as `mon.b` on `127.0.0.1:port` (msgr2 when `v2`, else v1), lossless toward
 /// peers, delivering into `inbox`; `setup` adds the test's config and authentication.
-#[allow(dead_code)] // each test binary uses its own part
 pub async fn peer_mon(
     inbox: &Inbox,
     port: u16,
