@@ -38,9 +38,16 @@ struct Args {
     /// Print one JSON summary as the last line.
     #[arg(long)]
     json: bool,
-    /// Every messenger speaks msgr2 (crc mode) instead of msgr v1.
+    /// Every messenger speaks msgr2 instead of msgr v1: `--msgr2` (or `--msgr2 secure`)
+    /// encrypts every session (AES-GCM), authenticated with cephx under one cluster key;
+    /// `--msgr2 crc` checks each frame's CRC only, with auth none.
+    #[arg(long, num_args = 0..=1, default_missing_value = "secure", value_parser = ["secure", "crc"])]
+    msgr2: Option<String>,
+    /// The cluster key for `--msgr2 secure`: the first key in this Ceph keyring (each process
+    /// of a multi-process cluster must be given the same); without it a random key is made,
+    /// which only a whole cluster in one process can share.
     #[arg(long)]
-    msgr2: bool,
+    keyring: Option<std::path::PathBuf>,
     /// Run one role of a multi-process cluster instead of the whole cluster.
     #[arg(long, value_parser = ["all", "mon", "osd", "client"], default_value = "all")]
     role: String,
@@ -77,12 +84,40 @@ fn parse_option(s: &str) -> Result<(String, String), String> {
     Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
+/// The first key of a Ceph keyring.
+fn cluster_key_from(path: &std::path::Path) -> Result<msgr::auth::CryptoKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let ring = msgr::auth::Keyring::parse(&text).map_err(|e| e.to_string())?;
+    let first = ring.entities().next().ok_or("no key in it")?;
+    Ok(ring.get(first).expect("listed").clone())
+}
+
+/// A fresh random cluster key.
+fn random_key() -> msgr::auth::CryptoKey {
+    let secret: [u8; 16] = rand::random();
+    msgr::auth::CryptoKey::new((0, 0), &secret).expect("a 16-byte AES key")
+}
+
 fn object_data(tid: u64, oid: &str) -> Bytes {
     let seed = msgr::wire::ceph_crc32c(tid as u32, oid.as_bytes()) as u64;
     (0..4096u64)
         .map(|i| (seed.wrapping_mul(2654435761).wrapping_add(i * 31) >> 5) as u8)
         .collect::<Vec<_>>()
         .into()
+}
+
+/// How many sessions of these messengers have a socket open, by its framing (`v1`,
+/// `msgr2-crc`, `msgr2-secure`).
+async fn open_wires(ms: &[Messenger]) -> std::collections::BTreeMap<&'static str, usize> {
+    let mut wires = std::collections::BTreeMap::new();
+    for m in ms {
+        for c in m.connections().await {
+            if let Some(wire) = c.info().await.and_then(|i| i.wire) {
+                *wires.entry(wire).or_default() += 1;
+            }
+        }
+    }
+    wires
 }
 
 fn totals(ms: &[Messenger]) -> CountersSnapshot {
@@ -126,8 +161,23 @@ async fn main() {
         eprintln!("{e}");
         std::process::exit(2);
     }
-    if args.msgr2 {
-        sim::use_msgr2();
+    if let Some(mode) = &args.msgr2 {
+        let secure = match (mode.as_str(), &args.keyring) {
+            ("crc", _) => None,
+            (_, Some(path)) => match cluster_key_from(path) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    eprintln!("--keyring {}: {e}", path.display());
+                    std::process::exit(2);
+                }
+            },
+            (_, None) if args.role != "all" => {
+                eprintln!("--msgr2 secure with --role needs --keyring: every process must share the cluster key");
+                std::process::exit(2);
+            }
+            (_, None) => Some(random_key()),
+        };
+        sim::use_msgr2(sim::WireSetup { secure });
     }
     // Quiet unless asked: RUST_LOG=msgr_actors=debug traces every fault and handshake.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
@@ -310,6 +360,12 @@ async fn run_all(args: &Args) -> i32 {
             .sum::<u64>()
         + client.inner.loss.misordered.load(Relaxed);
     let acked = client.inner.writes_acked.load(Relaxed);
+    let wires = open_wires(&all_messengers()).await;
+    let expected_wire = match args.msgr2.as_deref() {
+        None => "v1",
+        Some("crc") => "msgr2-crc",
+        Some(_) => "msgr2-secure",
+    };
     let (up, inn, total) = mon.inner.counts();
     let secs = start.elapsed().as_secs_f64();
     println!(
@@ -327,7 +383,9 @@ async fn run_all(args: &Args) -> i32 {
         t.replayed,
         client.inner.resent.load(Relaxed)
     );
+    println!("sessions open at the end, by wire: {wires:?}");
     let ok = drained
+        && wires.keys().all(|w| *w == expected_wire)
         && v.failures == 0
         && v.verified == expected_reads
         && lost_mon + lost_osd + lost_client == 0
@@ -344,6 +402,7 @@ async fn run_all(args: &Args) -> i32 {
                 "lost_lossless_mon": lost_mon, "lost_lossless_osd": lost_osd, "lost_lossless_client": lost_client,
                 "misordered": misordered, "epoch": mon.inner.epoch(), "osds_up": up, "osds_total": total,
                 "faults": t.faults, "reconnects": t.reconnects, "replayed": t.replayed, "drained": drained, "ok": ok,
+                "wires": wires,
             })
         );
     }

@@ -360,6 +360,23 @@ impl Config {
         parse_modes(text).unwrap_or_else(|_| vec![2, 1])
     }
 
+    /// Sets all six msgr2 mode options (`ms_cluster_mode`, `ms_service_mode`,
+    /// `ms_client_mode` and their `ms_mon_*` forms) to `modes`, e.g. `"secure"` to encrypt
+    /// every msgr2 session.
+    pub fn ms_modes(mut self, modes: &str) -> Self {
+        for option in [
+            &mut self.ms_cluster_mode,
+            &mut self.ms_service_mode,
+            &mut self.ms_client_mode,
+            &mut self.ms_mon_cluster_mode,
+            &mut self.ms_mon_service_mode,
+            &mut self.ms_mon_client_mode,
+        ] {
+            *option = modes.to_string();
+        }
+        self
+    }
+
     /// Checks ranges and relations between options.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));

@@ -25,6 +25,15 @@ pub enum SessionEncoder {
 }
 
 impl SessionEncoder {
+    /// The framing's name: `v1`, `msgr2-crc` or `msgr2-secure`.
+    pub fn wire(&self) -> &'static str {
+        match self {
+            SessionEncoder::V1(_) => "v1",
+            SessionEncoder::V2(w) if w.is_secure() => "msgr2-secure",
+            SessionEncoder::V2(_) => "msgr2-crc",
+        }
+    }
+
     /// A message; `in_seq` rides along in msgr2's header as an ACK.
     pub fn message(
         &mut self,

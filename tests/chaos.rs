@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::chaos::{Chaos, ChaosCounts, ChaosProxy};
 use common::*;
 use msgr::{Message, Policy};
-use msgr_actors::{Connection, Dispatcher, Messenger};
+use msgr_actors::{Connection, Dispatcher};
 
 /// Client `c`'s message `n`: its id in the front, a body derived from the id as data.
 fn stamped(c: u64, n: u64, size: usize) -> Message {
@@ -104,7 +104,7 @@ async fn chaos_run(r: ChaosRun) -> ChaosReport {
     } else {
         test_config().public_addr(Some(proxy.addr))
     };
-    let srv = Messenger::builder(osd(0))
+    let srv = test_builder(osd(0))
         .config(config)
         .default_policy(Policy::stateful_server(0))
         .dispatcher(Arc::new(srv_rec.clone()))
@@ -119,7 +119,7 @@ async fn chaos_run(r: ChaosRun) -> ChaosReport {
     let mut clients = Vec::new();
     for c in 0..r.clients {
         let rec = Checked::default();
-        let m = Messenger::builder(client_name(c as i64))
+        let m = test_builder(client_name(c as i64))
             .config(test_config())
             .default_policy(Policy::lossless_client(0))
             .dispatcher(Arc::new(rec.clone()))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use msgr::{EntityType, Policy};
-use msgr_actors::{ConnEvent, Connection, Dispatcher, KillTarget, Messenger, SendError};
+use msgr_actors::{ConnEvent, Connection, Dispatcher, KillTarget, SendError};
 
 #[actix_rt::test]
 async fn simple_mark_down_closes_and_later_sends_fail() {
@@ -95,7 +95,7 @@ async fn simple_lossless_client_keeps_retrying_a_dead_server_then_delivers() {
     assert!(!conn.is_closed());
     // The server comes up on that port: the queued message gets through.
     let srv_rec = Recorder::echoing();
-    let srv = Messenger::builder(osd(0))
+    let srv = test_builder(osd(0))
         .config(test_config())
         .default_policy(Policy::stateful_server(0))
         .dispatcher(Arc::new(srv_rec.clone()))

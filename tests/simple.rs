@@ -1,4 +1,4 @@
-//! Ceph's SimpleTest over v1: round trips, mark_down, a dead server, the local connection.
+//! Ceph's SimpleTest over the wire in use (MSGR_WIRE): round trips, mark_down, a dead server, the local connection.
 
 mod common;
 
@@ -38,6 +38,9 @@ async fn round_trip(config: msgr::Config) {
     assert_eq!(conn.peer_name(), osd(0));
     assert_eq!(cli_rec.events(ConnEvent::Connect), 1);
     assert_eq!(srv_rec.events(ConnEvent::Accept), 1);
+    // The session ran on the wire the suite was asked for (MSGR_WIRE).
+    let info = conn.info().await.expect("the client's Pipe");
+    assert_eq!(info.wire, Some(wire_name()), "{info:?}");
     cli.shutdown().await;
     srv.shutdown().await;
 }

@@ -5,51 +5,70 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use msgr::{EntityAddr, EntityType, Policy};
-use msgr_actors::{ConnEvent, KillTarget, Messenger};
+use msgr::{EntityType, Policy};
+use msgr_actors::{ConnEvent, KillTarget};
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Forwards `listen` → `target`, rewriting the port in the server's greeting (its own address
-/// at bytes 9..145) so the client sees the address it dialled. `cut()` drops every live pair.
+/// Forwards to the server's port; the server advertises the proxy's address
+/// (`public_addr` / `public_addrv`), so the client sees the address it dialled. `cut()` drops
+/// every live pair.
 struct Proxy {
     port: u16,
+    target: Arc<AtomicU16>,
     generation: Arc<AtomicU64>,
     cuts: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
 impl Proxy {
-    async fn start(target: u16) -> Proxy {
+    /// Listens at once; forwards nothing until [`Proxy::forward_to`].
+    async fn bind() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let generation = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let gen = generation.clone();
-        let stop2 = stop.clone();
+        let target = Arc::new(AtomicU16::new(0));
+        let (gen, stop2, target2) = (generation.clone(), stop.clone(), target.clone());
         tokio::spawn(async move {
             while !stop2.load(Ordering::Relaxed) {
                 let Ok((client, _)) = listener.accept().await else {
                     break;
                 };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                let to = target2.load(Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to)).await else {
                     continue;
                 };
                 let my_gen = gen.load(Ordering::SeqCst);
-                tokio::spawn(pump(client, server, port, target, gen.clone(), my_gen));
+                tokio::spawn(pump(client, server, gen.clone(), my_gen));
             }
         });
         Proxy {
             port,
+            target,
             generation,
             cuts: Arc::new(AtomicU64::new(0)),
             stop,
+        }
+    }
+
+    fn forward_to(&self, port: u16) {
+        self.target.store(port, Ordering::SeqCst);
+    }
+
+    /// The config that makes a server behind this proxy advertise it, on the wire in use.
+    fn advertised(&self, config: msgr::Config) -> msgr::Config {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        if v2() {
+            config.public_addrv(format!("[v2:{addr}]"))
+        } else {
+            config.public_addr(Some(addr))
         }
     }
 
@@ -66,77 +85,55 @@ impl Drop for Proxy {
     }
 }
 
-async fn pump(
-    client: TcpStream,
-    server: TcpStream,
-    listen: u16,
-    target: u16,
-    gen: Arc<AtomicU64>,
-    mine: u64,
-) {
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
+async fn pump(client: TcpStream, server: TcpStream, gen: Arc<AtomicU64>, mine: u64) {
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
     let alive = move || gen.load(Ordering::SeqCst) == mine;
-    let alive2 = alive.clone();
-    let up = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        while alive() {
-            match tokio::time::timeout(Duration::from_millis(20), cr.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => break,
-                Ok(Ok(n)) => {
-                    if sw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
+    tokio::join!(copy_while(cr, sw, alive.clone()), copy_while(sr, cw, alive));
+}
+
+/// Copies `from` → `to` while `alive()`, checking it at least every 20 ms.
+async fn copy_while(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    alive: impl Fn() -> bool,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while alive() {
+        match tokio::time::timeout(Duration::from_millis(20), from.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
                 }
-                Err(_) => {}
             }
+            Err(_) => {}
         }
-    };
-    let down = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut seen = 0usize;
-        while alive2() {
-            match tokio::time::timeout(Duration::from_millis(20), sr.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => break,
-                Ok(Ok(n)) => {
-                    // The server's own address: banner (9) + type (4) + nonce (4) + family (2), then port BE.
-                    let port_at = 9 + 10;
-                    for i in 0..n {
-                        let abs = seen + i;
-                        if abs == port_at
-                            && u16::from_be_bytes([buf[i], *buf.get(i + 1).unwrap_or(&0)]) == target
-                        {
-                            buf[i..i + 2].copy_from_slice(&listen.to_be_bytes());
-                        }
-                    }
-                    seen += n;
-                    if cw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                Err(_) => {}
-            }
-        }
-    };
-    tokio::join!(up, down);
+    }
 }
 
 #[actix_rt::test]
 async fn lossless_run_of_100k_survives_killed_actors_and_cut_connections() {
     init_tracing();
     let srv_rec = Recorder::echoing();
-    let srv = server(
-        osd(0),
-        Policy::stateful_server(0),
-        srv_rec.clone(),
-        test_config(),
-    )
-    .await;
-    let proxy = Proxy::start(srv.my_addr().port()).await;
-    let via_proxy = EntityAddr::new(
-        format!("127.0.0.1:{}", proxy.port).parse().unwrap(),
-        srv.my_addr().nonce,
+    let proxy = Proxy::bind().await;
+    // The server binds a port of our choosing and advertises the proxy's.
+    let bound: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    proxy.forward_to(bound.port());
+    let srv = test_builder(osd(0))
+        .config(proxy.advertised(test_config()))
+        .default_policy(Policy::stateful_server(0))
+        .dispatcher(Arc::new(srv_rec.clone()))
+        .build()
+        .unwrap();
+    let advertised = bind_wire(&srv, bound).await;
+    srv.start().unwrap();
+    assert_eq!(
+        advertised.port(),
+        proxy.port,
+        "the server advertises the proxy"
     );
+    let via_proxy = advertised;
     let cli_rec = Recorder::default();
     let cli = client(
         client_name(1),
@@ -144,10 +141,7 @@ async fn lossless_run_of_100k_survives_killed_actors_and_cut_connections() {
         cli_rec.clone(),
         test_config(),
     );
-    let conn = cli
-        .get_connection(via_proxy, EntityType::OSD)
-        .await
-        .unwrap();
+    let conn = connect_to(&cli, via_proxy, EntityType::OSD).await;
 
     const N: u64 = 100_000;
     const FAULT_EVERY: u64 = 2_000;
@@ -191,6 +185,7 @@ async fn lossless_run_of_100k_survives_killed_actors_and_cut_connections() {
         })
     };
     let mut sent = 0u64;
+    let (mut progress, mut last_total) = (tokio::time::Instant::now(), 0);
     while sent < N {
         // Keep at most 2,000 in flight so faults land throughout the run.
         while sent < N && sent < cli_rec.total() as u64 + 2000 {
@@ -198,6 +193,16 @@ async fn lossless_run_of_100k_survives_killed_actors_and_cut_connections() {
             sent += 1;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
+        if cli_rec.total() != last_total {
+            (progress, last_total) = (tokio::time::Instant::now(), cli_rec.total());
+        }
+        assert!(
+            progress.elapsed() < Duration::from_secs(60),
+            "no echo for 60 s at {last_total} of {N}: client {:?} {:?}\nserver {:?}",
+            conn.info().await,
+            cli.counters(),
+            srv.counters()
+        );
     }
     wait_for(120, "every echo", || cli_rec.total() as u64 == N).await;
     done.store(true, Ordering::Relaxed);
@@ -245,7 +250,7 @@ async fn lossless_client_gets_remote_reset_when_its_server_restarts_and_carries_
         test_config(),
     )
     .await;
-    let port = srv.my_addr().port();
+    let port = dial_addr(&srv).port();
     let cli_rec = Recorder::default();
     let cli = client(
         client_name(1),
@@ -253,13 +258,9 @@ async fn lossless_client_gets_remote_reset_when_its_server_restarts_and_carries_
         cli_rec.clone(),
         test_config(),
     );
-    let conn = cli
-        .connect(
-            format!("127.0.0.1:{port}").parse().unwrap(),
-            EntityType::OSD,
-        )
-        .await
-        .unwrap();
+    // Dialled by IP and port only: the nonce is learned, and a new one later means a restart.
+    let by_port = format!("127.0.0.1:{port}").parse().unwrap();
+    let conn = connect_any_nonce(&cli, by_port, EntityType::OSD).await;
     for i in 0..100 {
         conn.send_message(numbered(i)).unwrap();
     }
@@ -267,15 +268,13 @@ async fn lossless_client_gets_remote_reset_when_its_server_restarts_and_carries_
     // The server process "restarts": a new messenger (new nonce, no sessions) on the same port.
     srv.shutdown().await;
     let srv2_rec = Recorder::echoing();
-    let srv2 = Messenger::builder(osd(0))
+    let srv2 = test_builder(osd(0))
         .config(test_config())
         .default_policy(Policy::stateful_server(0))
         .dispatcher(Arc::new(srv2_rec.clone()))
         .build()
         .unwrap();
-    srv2.bind(format!("127.0.0.1:{port}").parse().unwrap())
-        .await
-        .unwrap();
+    bind_wire(&srv2, format!("127.0.0.1:{port}").parse().unwrap()).await;
     srv2.start().unwrap();
     conn.send_message(numbered(1000)).unwrap();
     wait_for(10, "remote reset", || {
@@ -299,7 +298,7 @@ async fn lossless_client_gets_remote_reset_when_its_server_restarts_and_carries_
     );
     assert_eq!(
         conn.peer_addr().nonce,
-        srv2.my_addr().nonce,
+        dial_addr(&srv2).nonce,
         "the new incarnation's nonce was learned"
     );
     cli.shutdown().await;

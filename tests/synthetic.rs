@@ -106,7 +106,7 @@ async fn lossless_run(r: Run) {
         ..Default::default()
     };
     let srv = {
-        let m = Messenger::builder(osd(0))
+        let m = test_builder(osd(0))
             .config(r.config.clone())
             .default_policy(Policy::stateful_server(0))
             .dispatcher(std::sync::Arc::new(srv_rec.clone()))
@@ -119,7 +119,7 @@ async fn lossless_run(r: Run) {
     let mut clients = vec![];
     for c in 0..r.clients {
         let rec = Checking::default();
-        let m = Messenger::builder(client_name(c as i64))
+        let m = test_builder(client_name(c as i64))
             .config(r.config.clone())
             .default_policy(Policy::lossless_client(0))
             .dispatcher(std::sync::Arc::new(rec.clone()))
@@ -219,7 +219,7 @@ async fn lossy_run(r: Run) {
     init_tracing();
     let srv_rec = Checking::default();
     let srv = {
-        let m = Messenger::builder(osd(0))
+        let m = test_builder(osd(0))
             .config(r.config.clone())
             .default_policy(Policy::stateless_server(0))
             .dispatcher(std::sync::Arc::new(srv_rec.clone()))
@@ -233,7 +233,7 @@ async fn lossy_run(r: Run) {
     let mut clients = vec![];
     for c in 0..r.clients {
         let rec = Checking::default();
-        let m = Messenger::builder(client_name(c as i64))
+        let m = test_builder(client_name(c as i64))
             .config(r.config.clone())
             .default_policy(Policy::lossy_client(0))
             .dispatcher(std::sync::Arc::new(rec.clone()))

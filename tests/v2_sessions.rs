@@ -308,3 +308,46 @@ async fn a_restarted_msgr2_server_resets_the_session_and_the_client_hears_of_it(
     );
     assert_eq!(cli.counters().session_resets, 1);
 }
+
+/// A server bound on both wires, dialled by its address vector: the session is msgr2 (Ceph's
+/// clients prefer it); by a vector of its v1 address alone, v1.
+#[actix_rt::test]
+async fn get_connection_addrs_prefers_msgr2_and_falls_back_to_v1() {
+    init_tracing();
+    let srv_rec = Recorder::echoing();
+    let srv = test_builder(osd(0))
+        .config(test_config())
+        .default_policy(Policy::stateless_server(0))
+        .dispatcher(Arc::new(srv_rec.clone()))
+        .build()
+        .unwrap();
+    srv.bind_v2("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    srv.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    srv.start().unwrap();
+    let both = srv.my_addrs();
+    assert_eq!(both.0.len(), 2, "{both}");
+    let text = both.to_string();
+    assert!(text.starts_with("[v2:127.0.0.1:") && text.contains(",v1:127.0.0.1:"));
+    let v1_only: msgr::v2::AddrVec = format!("[{}]", srv.my_addr()).parse().unwrap();
+    for (addrs, wire) in [(both, "msgr2-crc"), (v1_only, "v1")] {
+        let rec = Recorder::default();
+        let cli = v2_client(rec.clone(), test_config(), false);
+        let conn = cli
+            .get_connection_addrs(&addrs, EntityType::OSD)
+            .await
+            .unwrap();
+        conn.send_message(numbered(1)).unwrap();
+        wait_for(20, "the echo", || rec.total() == 1).await;
+        let info = conn.info().await.expect("a Pipe");
+        assert_eq!(info.wire, Some(wire), "dialled {addrs}");
+        cli.shutdown().await;
+    }
+    let any: msgr::v2::AddrVec = "any:127.0.0.1:0/1".parse().unwrap();
+    let cli = v2_client(Recorder::default(), test_config(), false);
+    assert!(cli
+        .get_connection_addrs(&any, EntityType::OSD)
+        .await
+        .is_err());
+    cli.shutdown().await;
+    srv.shutdown().await;
+}

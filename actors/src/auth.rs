@@ -41,26 +41,56 @@ impl TicketSource for SharedServiceKey {
         if service_id != u32::from(self.service.0) {
             return None;
         }
-        let now = wall_clock();
-        let mut secret = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let session_key = CryptoKey::new((now.as_secs() as u32, 0), &secret).ok()?;
-        let info = types::ServiceTicketInfo {
-            ticket: types::AuthTicket {
-                name: self.name.clone(),
-                global_id: 0,
-                created: types::UTime::from_duration(now),
-                expires: types::UTime::from_duration(now + self.validity),
-                caps: types::CapsInfo {
-                    allow_all: true,
-                    caps: Default::default(),
-                },
-                flags: 0,
-            },
-            session_key,
-        };
-        Some((self_made_ticket(&self.key, service_id, &info, now), 0))
+        seal_ticket(&self.name, &self.key, service_id, self.validity)
     }
+}
+
+/// One key shared by every entity of a closed cluster (what Erlang calls a cookie): whoever
+/// holds it makes tickets for any service and verifies those presented to it. No monitor is
+/// needed, and the sessions still get cephx's mutual authentication, signatures and msgr2's
+/// secure mode; but every holder can act as any other, so it suits a cluster of one owner,
+/// not one shared with clients of others (those want a monitor's tickets: [`crate::MonAuth`]).
+pub struct ClusterKey {
+    /// Who we are, as the tickets say.
+    pub name: AuthName,
+    /// The cluster's key.
+    pub key: CryptoKey,
+    /// How long each ticket is good for.
+    pub validity: Duration,
+}
+
+impl TicketSource for ClusterKey {
+    fn ticket(&self, service_id: u32) -> Option<(Ticket, u64)> {
+        seal_ticket(&self.name, &self.key, service_id, self.validity)
+    }
+}
+
+/// A ticket for `service_id` naming `name`, with a fresh session key, sealed with `key`.
+fn seal_ticket(
+    name: &AuthName,
+    key: &CryptoKey,
+    service_id: u32,
+    validity: Duration,
+) -> Option<(Ticket, u64)> {
+    let now = wall_clock();
+    let mut secret = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let session_key = CryptoKey::new((now.as_secs() as u32, 0), &secret).ok()?;
+    let info = types::ServiceTicketInfo {
+        ticket: types::AuthTicket {
+            name: name.clone(),
+            global_id: 0,
+            created: types::UTime::from_duration(now),
+            expires: types::UTime::from_duration(now + validity),
+            caps: types::CapsInfo {
+                allow_all: true,
+                caps: Default::default(),
+            },
+            flags: 0,
+        },
+        session_key,
+    };
+    Some((self_made_ticket(key, service_id, &info, now), 0))
 }
 
 /// What a messenger authenticates with: the keys that open tickets presented to it, and where
@@ -83,18 +113,36 @@ impl AuthSetup {
     /// with it and make our own with it.
     pub fn shared_service_key(name: AuthName, key: CryptoKey) -> Self {
         let service = name.ty;
+        let tickets = SharedServiceKey {
+            name,
+            service,
+            key: key.clone(),
+            validity: Duration::from_secs(3600),
+        };
+        Self::own_key_and(service, key, Arc::new(tickets))
+    }
+
+    /// Every entity of the cluster shares `key` ([`ClusterKey`]): we verify tickets sealed
+    /// with it and make our own with it, for any peer.
+    pub fn cluster_key(name: AuthName, key: CryptoKey) -> Self {
+        let service = name.ty;
+        let tickets = ClusterKey {
+            name,
+            key: key.clone(),
+            validity: Duration::from_secs(3600),
+        };
+        Self::own_key_and(service, key, Arc::new(tickets))
+    }
+
+    /// Verifies tickets for `service` with `key`; dials get tickets from `tickets`.
+    fn own_key_and(service: EntityType, key: CryptoKey, tickets: Arc<dyn TicketSource>) -> Self {
         AuthSetup {
             service_keys: ServiceKeys {
                 service_id: u32::from(service.0),
-                own: Some(key.clone()),
+                own: Some(key),
                 rotating: Vec::new(),
             },
-            tickets: Some(Arc::new(SharedServiceKey {
-                name,
-                service,
-                key,
-                validity: Duration::from_secs(3600),
-            })),
+            tickets: Some(tickets),
             mon_identity: None,
         }
     }

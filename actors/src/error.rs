@@ -85,8 +85,9 @@ pub enum MessengerError {
     /// The messenger was shut down.
     #[error("the messenger is shut down")]
     Shutdown,
-    /// An address without an IP or port was given where one is needed.
-    #[error("address {0} has no IP and port")]
+    /// An address without an IP or port (or an address vector without one we can dial) was
+    /// given where one is needed.
+    #[error("address {0} has no IP and port to dial")]
     BlankAddress(String),
     /// The admin socket could not be opened.
     #[error("cannot open the admin socket {path}: {source}")]

@@ -63,7 +63,7 @@ mod shared;
 mod throttle;
 mod writer;
 
-pub use auth::{AuthSetup, SharedServiceKey, TicketSource};
+pub use auth::{AuthSetup, ClusterKey, SharedServiceKey, TicketSource};
 pub use connection::{Connection, SendError};
 pub use counters::CountersSnapshot;
 pub use dispatcher::{ConnEvent, Dispatched, Dispatcher, RecipientDispatcher};

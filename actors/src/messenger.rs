@@ -316,6 +316,12 @@ impl Messenger {
         self.shared.my_addr_v2()
     }
 
+    /// All our bound addresses as peers see them (Ceph's `get_myaddrs`): msgr2 first, then
+    /// v1; what [`get_connection_addrs`](Self::get_connection_addrs) takes.
+    pub fn my_addrs(&self) -> msgr::v2::AddrVec {
+        self.shared.my_addrvec()
+    }
+
     /// Starts accepting connections on the bound sockets (a client that never binds need not call it).
     pub fn start(&self) -> Result<(), MessengerError> {
         self.check_running()?;
@@ -363,6 +369,22 @@ impl Messenger {
         peer_type: EntityType,
     ) -> Result<Connection, MessengerError> {
         self.connection(addr, peer_type, true, true).await
+    }
+
+    /// The session to a peer known by all its addresses (Ceph's `entity_addrvec_t`, e.g.
+    /// `[v2:IP:3300/0,v1:IP:6789/0]`): over msgr2 when it has a msgr2 address, as Ceph's
+    /// clients prefer, else over v1.
+    pub async fn get_connection_addrs(
+        &self,
+        addrs: &msgr::v2::AddrVec,
+        peer_type: EntityType,
+    ) -> Result<Connection, MessengerError> {
+        use msgr::v2::AddrType;
+        match addrs.preferred() {
+            Some(a) if a.ty == AddrType::Msgr2 => self.get_connection_v2(a.addr, peer_type).await,
+            Some(a) => self.get_connection(a.addr, peer_type).await,
+            None => Err(MessengerError::BlankAddress(addrs.to_string())),
+        }
     }
 
     /// Like [`connect`](Self::connect), speaking msgr2.1.

@@ -37,6 +37,8 @@ pub struct PipeInfo {
     pub unacked: usize,
     /// The session is lossy.
     pub lossy: bool,
+    /// The open socket's framing: `v1`, `msgr2-crc` or `msgr2-secure` (None without one).
+    pub wire: Option<&'static str>,
 }
 
 /// Which actor of a connection to stop, for supervision fault tests.

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use msgr_actors::msgr::{EntityAddr, EntityType};
 use msgr_actors::{Connection, Messenger};
 
-/// A peer address as typed: `v1:IP:PORT/NONCE` (nonce checked), `IP:PORT` (any nonce), or
-/// either with `v2:` for msgr2.
+/// A peer address as typed: `v1:IP:PORT/NONCE` (nonce checked), `IP:PORT` (any nonce),
+/// either with `v2:` for msgr2, or a daemon's address vector `[v2:IP:PORT,v1:IP:PORT]`
+/// (msgr2 preferred, as Ceph's clients do).
 #[derive(Clone)]
 pub struct PeerAddr {
     pub addr: EntityAddr,
@@ -17,6 +18,17 @@ pub struct PeerAddr {
 impl std::str::FromStr for PeerAddr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if s.starts_with('[') {
+            let addrs: msgr_actors::msgr::v2::AddrVec = s.parse().map_err(|e| format!("{e}"))?;
+            let best = addrs
+                .preferred()
+                .ok_or_else(|| format!("{s}: no v2 or v1 address to dial"))?;
+            return Ok(PeerAddr {
+                addr: best.addr,
+                nonce_known: s.contains('/'),
+                v2: best.ty == msgr_actors::msgr::v2::AddrType::Msgr2,
+            });
+        }
         let (v2, rest) = match s.strip_prefix("v2:") {
             Some(rest) => (true, rest),
             None => (false, s),
@@ -100,6 +112,16 @@ impl PeerAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_address_vector_dials_msgr2_first() {
+        let p: PeerAddr = "[v2:127.0.0.1:3300,v1:127.0.0.1:6789]".parse().unwrap();
+        assert!(p.v2 && !p.nonce_known);
+        assert_eq!(p.socket().port(), 3300);
+        let p: PeerAddr = "[v1:127.0.0.1:6789/0]".parse().unwrap();
+        assert!(!p.v2 && p.nonce_known);
+        assert!("[any:127.0.0.1:1]".parse::<PeerAddr>().is_err());
+    }
 
     #[test]
     fn bind_addresses_in_cephs_forms() {

@@ -506,6 +506,14 @@ fn ping_over_msgr2_secure_and_crc_and_a_wrong_key_is_refused() {
         let doc = ping_status(&addr, &mon.admin_keyring(), extra);
         assert_eq!(doc["mon_status"]["quorum"], serde_json::json!([0]), "{doc}");
     }
+    // The mon's address vector, as `ceph mon dump` prints it: msgr2 is dialled.
+    let addrvec = format!(
+        "[v2:127.0.0.1:{},v1:127.0.0.1:{}]",
+        mon.v2_port.unwrap(),
+        mon.port
+    );
+    let doc = ping_status(&addrvec, &mon.admin_keyring(), &[]);
+    assert_eq!(doc["mon_status"]["quorum"], serde_json::json!([0]), "{doc}");
     let stranger = stranger_keyring(&mon);
     let err = one_line_failure(ping_as(
         &addr,

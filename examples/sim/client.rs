@@ -223,7 +223,7 @@ impl Client {
         threads_of: Option<&Messenger>,
     ) -> Client {
         let stamper = Stamper::default();
-        let mut b = Messenger::builder(EntityName::new(EntityType::CLIENT, id as i64))
+        let mut b = super::builder(EntityName::new(EntityType::CLIENT, id as i64))
             .config(daemon_config(inject))
             .default_policy(Policy::lossless_client(0));
         if let Some(t) = threads_of {

@@ -128,17 +128,41 @@ pub fn set_config_overrides(pairs: Vec<(String, String)>) -> Result<(), String> 
         .map_err(|_| "config overrides were already set".to_string())
 }
 
-/// Every simulated messenger speaks msgr2 (crc mode; the simulators use auth none) instead of
-/// msgr v1: the cluster example's `--msgr2`.
-static MSGR2: OnceLock<bool> = OnceLock::new();
+/// Every simulated messenger speaks msgr2 instead of msgr v1 (the cluster example's
+/// `--msgr2`): in crc mode with auth none, or in secure mode, which needs cephx: then every
+/// messenger holds the one cluster key in [`WireSetup::secure`].
+static MSGR2: OnceLock<WireSetup> = OnceLock::new();
+
+/// How the simulated messengers talk over msgr2.
+pub struct WireSetup {
+    /// The cluster key of secure mode (None: crc mode, auth none).
+    pub secure: Option<msgr::auth::CryptoKey>,
+}
 
 /// Makes every simulated messenger bind and dial msgr2; set once, before any starts.
-pub fn use_msgr2() {
-    let _ = MSGR2.set(true);
+pub fn use_msgr2(setup: WireSetup) {
+    let _ = MSGR2.set(setup);
 }
 
 fn msgr2() -> bool {
-    MSGR2.get().copied().unwrap_or(false)
+    MSGR2.get().is_some()
+}
+
+fn cluster_key() -> Option<&'static msgr::auth::CryptoKey> {
+    MSGR2.get().and_then(|w| w.secure.as_ref())
+}
+
+/// `Messenger::builder(name)` with the cluster's authentication: cephx with the cluster key
+/// in secure mode, else none.
+pub fn builder(name: msgr::EntityName) -> msgr_actors::MessengerBuilder {
+    let b = msgr_actors::Messenger::builder(name);
+    let Some(key) = cluster_key() else {
+        return b;
+    };
+    b.auth(msgr_actors::AuthSetup::cluster_key(
+        name.into(),
+        key.clone(),
+    ))
 }
 
 /// Binds `m` on the wire in use (see [`use_msgr2`]); returns the address peers dial.
@@ -201,6 +225,9 @@ pub fn sim_config(inject_socket_failures: u64) -> Config {
         .ms_initial_backoff(Duration::from_millis(20))
         .ms_max_backoff(Duration::from_millis(500))
         .ms_connection_ready_timeout(Duration::from_secs(3));
+    if cluster_key().is_some() {
+        c = c.ms_modes("secure");
+    }
     for (k, v) in OVERRIDES.get().into_iter().flatten() {
         c.set(k, v).expect("checked by set_config_overrides");
     }

@@ -181,7 +181,7 @@ impl Mon {
             stamper: Stamper::default(),
             loss: LossTracker::default(),
         });
-        let messenger = Messenger::builder(EntityName::new(EntityType::MON, 0))
+        let messenger = super::builder(EntityName::new(EntityType::MON, 0))
             .config(daemon_config(inject))
             .nonce(0)
             .default_policy(Policy::stateful_server(0))

@@ -385,7 +385,7 @@ impl Osd {
     pub async fn start(&self, threads_of: Option<&Messenger>) {
         let me = &self.inner;
         let name = EntityName::new(EntityType::OSD, me.id as i64);
-        let mut b = Messenger::builder(name)
+        let mut b = super::builder(name)
             .config(daemon_config(me.inject))
             .default_policy(Policy::lossless_peer(0))
             .policy(EntityType::CLIENT, Policy::stateful_server(0))
@@ -396,7 +396,7 @@ impl Osd {
         }
         let public = b.build().expect("osd messenger");
         // Heartbeats on a messenger of their own, lossy both ways, as Ceph's OSDs do.
-        let hb = Messenger::builder(name)
+        let hb = super::builder(name)
             .config(sim_config(me.inject))
             .default_policy(Policy::lossy_client(0))
             .dispatcher(Arc::new(Heartbeat(me.clone())))

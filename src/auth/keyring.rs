@@ -22,6 +22,18 @@ pub struct AuthName {
     pub id: String,
 }
 
+impl From<crate::EntityName> for AuthName {
+    /// `osd.3` for OSD 3; an entity without a number (-1) gets an empty id.
+    fn from(name: crate::EntityName) -> Self {
+        let id = if name.num < 0 {
+            String::new()
+        } else {
+            name.num.to_string()
+        };
+        AuthName { ty: name.ty, id }
+    }
+}
+
 impl FromStr for AuthName {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {

@@ -258,6 +258,14 @@ impl Machine {
         self.state.name()
     }
 
+    /// The open socket's framing ([`SessionEncoder::wire`]), or None without one.
+    pub fn wire(&self) -> Option<&'static str> {
+        match &self.state {
+            State::Open(open) => Some(open.encoder.wire()),
+            _ => None,
+        }
+    }
+
     /// The session is over.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)

@@ -66,6 +66,76 @@ impl TypedAddr {
     }
 }
 
+impl std::fmt::Display for TypedAddr {
+    /// Ceph's form: `v2:127.0.0.1:3300/0`, `v1:...`, `any:...`, `none:...`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.ty {
+            AddrType::None => "none",
+            AddrType::Legacy => "v1",
+            AddrType::Msgr2 => "v2",
+            AddrType::Any => "any",
+        };
+        let v1_form = self.addr.to_string();
+        write!(f, "{kind}:{}", v1_form.trim_start_matches("v1:"))
+    }
+}
+
+impl std::str::FromStr for TypedAddr {
+    type Err = crate::entity::ParseError;
+    /// `v2:IP:PORT[/NONCE]`, `v1:IP:PORT[/NONCE]`, `any:...`, or a bare `IP:PORT[/NONCE]`
+    /// (v1, as Ceph reads it).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (ty, rest) = match s.split_once(':') {
+            Some(("v2", rest)) => (AddrType::Msgr2, rest),
+            Some(("v1", rest)) => (AddrType::Legacy, rest),
+            Some(("any", rest)) => (AddrType::Any, rest),
+            _ => (AddrType::Legacy, s),
+        };
+        Ok(TypedAddr {
+            ty,
+            addr: rest.parse()?,
+        })
+    }
+}
+
+impl std::fmt::Display for AddrVec {
+    /// Ceph's form: `[v2:127.0.0.1:3300/0,v1:127.0.0.1:6789/0]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[")?;
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{a}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl std::str::FromStr for AddrVec {
+    type Err = crate::entity::ParseError;
+    /// `[ADDR,ADDR,...]` or one address alone (each as [`TypedAddr`] reads it).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let inner = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(s);
+        let addrs = inner
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<TypedAddr>, _>>()?;
+        if addrs.is_empty() || addrs.len() > MAX_ADDRS as usize {
+            return Err(crate::entity::ParseError {
+                what: "entity_addrvec_t",
+                input: s.to_string(),
+            });
+        }
+        Ok(AddrVec(addrs))
+    }
+}
+
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 /// Longest sockaddr we read (Linux's `sockaddr_storage` is 128).
@@ -175,6 +245,13 @@ pub struct AddrVec(pub Vec<TypedAddr>);
 const MAX_ADDRS: u32 = 16;
 
 impl AddrVec {
+    /// The address to dial: the msgr2 one when there is one (as Ceph's clients prefer it),
+    /// else the v1 one.
+    pub fn preferred(&self) -> Option<TypedAddr> {
+        self.v2()
+            .or_else(|| self.0.iter().copied().find(|a| a.ty == AddrType::Legacy))
+    }
+
     /// Whether `a` (type, nonce and socket address) is one of ours.
     pub fn contains(&self, a: &TypedAddr) -> bool {
         self.0.iter().any(|x| x == a)
@@ -246,6 +323,31 @@ mod tests {
         assert_eq!(v.0[1].ty, AddrType::Legacy);
         assert_eq!(v.v2(), Some(a));
         assert_eq!(to_vec(&v), vec);
+    }
+
+    #[test]
+    fn addrvecs_in_cephs_text_form_and_the_preferred_address() {
+        let v: AddrVec = "[v2:127.0.0.1:3300/0,v1:127.0.0.1:6789/0]".parse().unwrap();
+        assert_eq!(v.to_string(), "[v2:127.0.0.1:3300/0,v1:127.0.0.1:6789/0]");
+        let best = v.preferred().unwrap();
+        assert_eq!((best.ty, best.addr.port()), (AddrType::Msgr2, 3300));
+        let v1_only: AddrVec = "127.0.0.1:6789".parse().unwrap();
+        assert_eq!(v1_only.preferred().unwrap().ty, AddrType::Legacy);
+        let any: AddrVec = "any:127.0.0.1:0/5".parse().unwrap();
+        assert_eq!(
+            any.preferred(),
+            None,
+            "a client's ANY address is not dialled"
+        );
+        for bad in [
+            "",
+            "[]",
+            "[v2:nowhere]",
+            "v3:127.0.0.1:1",
+            "[v2:127.0.0.1:1,]x",
+        ] {
+            assert!(bad.parse::<AddrVec>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

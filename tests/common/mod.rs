@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use msgr::{Config, EntityName, EntityType, Message, Policy};
-use msgr_actors::{ConnEvent, Connection, Dispatcher, Messenger};
+use msgr_actors::{AuthSetup, ConnEvent, Connection, Dispatcher, Messenger};
 
 /// Message type used by the tests (in the private range the examples document).
 pub const TEST_MSG: u16 = 0xEF00;
@@ -126,18 +126,54 @@ impl Recorder {
     }
 }
 
-/// A config for tests: fast backoff, 2 shards.
+/// A config for tests: fast backoff, 2 shards; over `MSGR_WIRE=v2-secure`, every msgr2
+/// session in secure mode.
 pub fn test_config() -> Config {
-    Config::default()
+    let c = Config::default()
         .ms_initial_backoff(Duration::from_millis(10))
         .ms_max_backoff(Duration::from_millis(200))
-        .ms_threads(2)
+        .ms_threads(2);
+    if secure() {
+        c.ms_modes("secure")
+    } else {
+        c
+    }
 }
 
-/// The suites run over msgr v1, or over msgr2 when `MSGR_WIRE=v2` (`scripts/test` runs the
-/// scenario suites both ways).
+/// The suites run over msgr v1, or over msgr2 when `MSGR_WIRE` is `v2` (crc mode) or
+/// `v2-secure` (`scripts/test` runs the scenario suites each way).
 pub fn v2() -> bool {
-    std::env::var("MSGR_WIRE").is_ok_and(|v| v == "v2")
+    std::env::var("MSGR_WIRE").is_ok_and(|v| v == "v2" || v == "v2-secure")
+}
+
+/// What [`msgr_actors::PipeInfo::wire`] says of an open session on the wire in use.
+pub fn wire_name() -> &'static str {
+    match (v2(), secure()) {
+        (false, _) => "v1",
+        (true, false) => "msgr2-crc",
+        (true, true) => "msgr2-secure",
+    }
+}
+
+/// `MSGR_WIRE=v2-secure`: msgr2 in secure mode, which needs cephx: every messenger of a test
+/// holds one cluster key ([`wire_auth`]).
+pub fn secure() -> bool {
+    std::env::var("MSGR_WIRE").is_ok_and(|v| v == "v2-secure")
+}
+
+/// `Messenger::builder(name)` with the authentication of the wire in use.
+pub fn test_builder(name: EntityName) -> msgr_actors::MessengerBuilder {
+    Messenger::builder(name).auth(wire_auth(name))
+}
+
+/// The authentication a test messenger named `name` uses on the wire in use: none, or over
+/// `v2-secure` cephx with a key every messenger of the test shares.
+pub fn wire_auth(name: EntityName) -> AuthSetup {
+    if !secure() {
+        return AuthSetup::default();
+    }
+    let key = msgr::auth::CryptoKey::new((0, 0), &[0x5e; 16]).expect("a 16-byte key");
+    AuthSetup::cluster_key(name.into(), key)
 }
 
 /// Binds `m` on the wire in use.
@@ -171,6 +207,20 @@ pub async fn connect_to(
     }
 }
 
+/// The session from `cli` to whatever server listens at `addr` on the wire in use (its nonce
+/// is learned).
+pub async fn connect_any_nonce(
+    cli: &Messenger,
+    addr: std::net::SocketAddr,
+    ty: EntityType,
+) -> msgr_actors::Connection {
+    if v2() {
+        cli.connect_v2(addr, ty).await.expect("connection")
+    } else {
+        cli.connect(addr, ty).await.expect("connection")
+    }
+}
+
 /// A messenger with one policy for every peer type, bound to 127.0.0.1 and started.
 pub async fn server(name: EntityName, policy: Policy, rec: Recorder, config: Config) -> Messenger {
     server_with(name, policy, Arc::new(rec), config).await
@@ -183,7 +233,7 @@ pub async fn server_with(
     dispatcher: Arc<dyn msgr_actors::Dispatcher>,
     config: Config,
 ) -> Messenger {
-    let m = Messenger::builder(name)
+    let m = test_builder(name)
         .config(config)
         .default_policy(policy)
         .dispatcher(dispatcher)
@@ -196,7 +246,7 @@ pub async fn server_with(
 
 /// A messenger that only dials.
 pub fn client(name: EntityName, policy: Policy, rec: Recorder, config: Config) -> Messenger {
-    Messenger::builder(name)
+    test_builder(name)
         .config(config)
         .default_policy(policy)
         .dispatcher(Arc::new(rec))

@@ -360,6 +360,7 @@ impl Handler<GetInfo> for Pipe {
             pending: s.pending_len(),
             unacked: s.unacked_len(),
             lossy: s.is_lossy(),
+            wire: self.machine.wire(),
         })
     }
 }
