@@ -65,8 +65,10 @@ struct ChaosRun {
     /// Each switched-on fault must happen at least this often before the run may end.
     min_each: u64,
     max_batches: u64,
-    /// Speak msgr2 (crc mode) instead of v1.
+    /// Speak msgr2 instead of v1.
     v2: bool,
+    /// msgr2 in secure mode (cephx under one key) rather than crc mode.
+    secure: bool,
 }
 
 /// What a run did.
@@ -99,12 +101,27 @@ async fn chaos_run(r: ChaosRun) -> ChaosReport {
         rec: Recorder::echoing(),
         ..Default::default()
     };
-    let config = if r.v2 {
-        test_config().public_addrv(format!("[v2:{}]", proxy.addr))
+    let base = if r.secure {
+        test_config().ms_modes("secure")
     } else {
-        test_config().public_addr(Some(proxy.addr))
+        test_config()
     };
-    let srv = test_builder(osd(0))
+    // Secure mode needs cephx: every messenger of the run holds one key.
+    let builder = |name: msgr::EntityName| {
+        let b = test_builder(name);
+        if r.secure {
+            let key = msgr::auth::CryptoKey::new((0, 0), &[0xc4; 16]).unwrap();
+            b.auth(msgr_actors::AuthSetup::cluster_key(name.into(), key))
+        } else {
+            b
+        }
+    };
+    let config = if r.v2 {
+        base.clone().public_addrv(format!("[v2:{}]", proxy.addr))
+    } else {
+        base.clone().public_addr(Some(proxy.addr))
+    };
+    let srv = builder(osd(0))
         .config(config)
         .default_policy(Policy::stateful_server(0))
         .dispatcher(Arc::new(srv_rec.clone()))
@@ -119,8 +136,8 @@ async fn chaos_run(r: ChaosRun) -> ChaosReport {
     let mut clients = Vec::new();
     for c in 0..r.clients {
         let rec = Checked::default();
-        let m = test_builder(client_name(c as i64))
-            .config(test_config())
+        let m = builder(client_name(c as i64))
+            .config(base.clone())
             .default_policy(Policy::lossless_client(0))
             .dispatcher(Arc::new(rec.clone()))
             .build()
@@ -225,6 +242,19 @@ async fn chaos_run(r: ChaosRun) -> ChaosReport {
     };
     eprintln!("chaos run: {report:?}");
     proxy.calm();
+    // Calm again, every session reopens on the wire asked for.
+    let wire = match (r.v2, r.secure) {
+        (false, _) => "v1",
+        (true, false) => "msgr2-crc",
+        (true, true) => "msgr2-secure",
+    };
+    for (_, _, conn) in &clients {
+        conn.send_keepalive();
+        wait_for_async(30, "the session open again", || async {
+            conn.info().await.and_then(|i| i.wire) == Some(wire)
+        })
+        .await;
+    }
     for (m, _, _) in &clients {
         m.shutdown().await;
     }
@@ -259,6 +289,7 @@ async fn lossless_sessions_survive_flips_cuts_stalls_and_drips() {
         min_each: 3,
         max_batches: 200,
         v2: false,
+        secure: false,
     })
     .await;
     assert!(report.reconnects > 0, "{report:?}");
@@ -279,6 +310,7 @@ async fn lossless_sessions_survive_frequent_bit_flips() {
         min_each: 20,
         max_batches: 200,
         v2: false,
+        secure: false,
     })
     .await;
     assert!(report.faults > 0, "{report:?}");
@@ -299,6 +331,28 @@ async fn lossless_msgr2_sessions_survive_frequent_bit_flips() {
         min_each: 20,
         max_batches: 200,
         v2: true,
+        secure: false,
+    })
+    .await;
+    assert!(report.faults_decode > 0, "{report:?}");
+}
+
+/// The same flips over msgr2 in secure mode: each flip that lands fails a GCM tag and faults
+/// the socket; nothing altered is ever decrypted into a message, nothing is lost.
+#[actix_rt::test]
+async fn lossless_msgr2_secure_sessions_survive_frequent_bit_flips() {
+    let report = chaos_run(ChaosRun {
+        clients: 2,
+        per_batch: 500,
+        size: 4096,
+        chaos: Chaos {
+            flip_one_in: 50,
+            ..Chaos::none(0x5ec0)
+        },
+        min_each: 20,
+        max_batches: 200,
+        v2: true,
+        secure: true,
     })
     .await;
     assert!(report.faults_decode > 0, "{report:?}");
@@ -319,6 +373,7 @@ async fn lossless_msgr2_sessions_survive_flips_cuts_stalls_and_drips() {
         min_each: 3,
         max_batches: 200,
         v2: true,
+        secure: false,
     })
     .await;
     assert!(report.reconnects > 0, "{report:?}");
@@ -340,6 +395,7 @@ async fn chaos_soak_full_mix() {
                 min_each: 5,
                 max_batches: 20,
                 v2: false,
+                secure: false,
             })
             .await,
         );
