@@ -1,8 +1,13 @@
-//! msgr2.1 secure mode's cipher (spec §4.3): AES-128-GCM from RustCrypto, no AAD, a 12-byte
-//! nonce per direction whose le64 counter (bytes 4..12) advances after every GCM message.
+//! msgr2.1 secure mode's cipher (spec §4.3): AES-128-GCM, no AAD, a 12-byte nonce per
+//! direction whose le64 counter (bytes 4..12) advances after every GCM message.
+//!
+//! The cipher is ring's (BoringSSL's AES-GCM assembly: AES-NI / VAES with the GHASH stitched
+//! in): 7.1 GB/s sealing 4 KiB buffers on the CI machine's CPU against 1.27 GB/s for RustCrypto's
+//! `aes-gcm`, which runs AES-CTR and GHASH as two passes (docs/performance.md). ring's
+//! `LessSafeKey` is the API for nonces the protocol manages: ours come from the per-direction
+//! counter and are never reused (a wrapped counter refuses to go on).
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes128Gcm, KeyInit, Nonce, Tag};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
 
 use super::V2Error;
 
@@ -13,7 +18,7 @@ pub const CONNECTION_SECRET_LEN: usize = 64;
 
 /// One direction's cipher and running nonce.
 pub struct GcmStream {
-    cipher: Aes128Gcm,
+    cipher: LessSafeKey,
     nonce: [u8; 12],
     initial: [u8; 12],
     wrapped: bool,
@@ -29,7 +34,7 @@ impl GcmStream {
     fn new(key: &[u8], nonce: &[u8]) -> Self {
         let nonce: [u8; 12] = nonce.try_into().expect("12-byte nonce slice");
         GcmStream {
-            cipher: Aes128Gcm::new_from_slice(key).expect("16-byte key"),
+            cipher: LessSafeKey::new(UnboundKey::new(&AES_128_GCM, key).expect("16-byte key")),
             nonce,
             initial: nonce,
             wrapped: false,
@@ -49,11 +54,11 @@ impl GcmStream {
         Ok(if is_client { (c2s, s2c) } else { (s2c, c2s) })
     }
 
-    fn advance(&mut self) -> Result<Nonce<aes_gcm::aead::consts::U12>, V2Error> {
+    fn advance(&mut self) -> Result<Nonce, V2Error> {
         if self.wrapped {
             return Err(V2Error::OutOfNonces);
         }
-        let current = Nonce::clone_from_slice(&self.nonce);
+        let current = Nonce::assume_unique_for_key(self.nonce);
         let counter = u64::from_le_bytes(self.nonce[4..12].try_into().expect("8 bytes"));
         self.nonce[4..12].copy_from_slice(&counter.wrapping_add(1).to_le_bytes());
         // Coming back to the first nonce means every one was used: refuse to go on.
@@ -66,9 +71,9 @@ impl GcmStream {
         let nonce = self.advance()?;
         let tag = self
             .cipher
-            .encrypt_in_place_detached(&nonce, b"", buf)
+            .seal_in_place_separate_tag(nonce, Aad::empty(), buf)
             .map_err(|_| V2Error::Gcm)?;
-        buf.extend_from_slice(&tag);
+        buf.extend_from_slice(tag.as_ref());
         Ok(())
     }
 
@@ -79,9 +84,9 @@ impl GcmStream {
             return Err(V2Error::Gcm);
         }
         let nonce = self.advance()?;
-        let (text, tag) = buf.split_at_mut(buf.len() - TAG_LEN);
         self.cipher
-            .decrypt_in_place_detached(&nonce, b"", text, Tag::from_slice(tag))
+            .open_in_place(nonce, Aad::empty(), buf)
+            .map(|_| ())
             .map_err(|_| V2Error::Gcm)
     }
 }
