@@ -58,6 +58,7 @@ mod read_buffer;
 mod reader;
 mod recycle;
 mod registry;
+pub mod remote;
 mod runtime_config;
 mod shared;
 mod throttle;

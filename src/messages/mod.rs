@@ -4,11 +4,13 @@ pub mod auth;
 pub mod bench;
 pub mod monmap;
 pub mod ping;
+pub mod remote;
 
 pub use auth::{MAuth, MAuthReply};
 pub use bench::{BenchReply, BenchRequest, BenchStamp};
 pub use monmap::{MMonGetMap, MMonMap, MonMapSummary};
 pub use ping::{MPing, MonPingReply};
+pub use remote::{Envelope, EnvelopeKind, Refusal};
 
 /// `CEPH_MSG_PING`.
 pub const CEPH_MSG_PING: u16 = 2;
@@ -30,3 +32,5 @@ pub const MSGR_PRIVATE_BASE: u16 = 0xE000;
 pub const BENCH_REQUEST: u16 = MSGR_PRIVATE_BASE;
 /// `msgr bench` reply.
 pub const BENCH_REPLY: u16 = MSGR_PRIVATE_BASE + 1;
+/// A remote actor message ([`Envelope`]).
+pub const REMOTE_ENVELOPE: u16 = MSGR_PRIVATE_BASE + 0x10;

@@ -1,0 +1,341 @@
+//! The node: actors registered under names, asks waiting for their answers, and the
+//! dispatcher that routes envelopes between them and the sessions.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use actix::Recipient;
+use bytes::Bytes;
+use msgr::messages::{Envelope, EnvelopeKind, Refusal, REMOTE_ENVELOPE};
+use msgr::Message;
+use tokio::sync::{oneshot, Semaphore};
+
+use super::{RemoteMessage, RemoteRecipient};
+use crate::{Connection, Dispatcher};
+
+/// A node's limits.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// How long an ask waits for its answer unless told otherwise.
+    pub ask_timeout: Duration,
+    /// Asks in flight per connection; further callers wait for a slot (within their timeout).
+    pub max_asks_in_flight: usize,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            ask_timeout: Duration::from_secs(30),
+            max_asks_in_flight: 1024,
+        }
+    }
+}
+
+/// What a node has done, for tests and tools.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct NodeStats {
+    /// Tells delivered to our actors.
+    pub tells_in: u64,
+    /// Asks delivered to our actors.
+    pub asks_in: u64,
+    /// Envelopes we refused (unknown name, wrong type, bad body, actor stopped).
+    pub refused_in: u64,
+    /// Our tells a peer refused (no ask waits for those, so they are only counted and logged).
+    pub tells_refused: u64,
+    /// Asks waiting for an answer now.
+    pub asks_pending: u64,
+}
+
+/// How one of our asks ended, as the dispatcher learns it.
+pub(super) enum CallEnd {
+    Reply(Bytes),
+    Refused(Refusal),
+    PeerReset,
+}
+
+/// What an actor did with an envelope.
+enum Delivery {
+    Told,
+    Refused(Refusal),
+    Answer(Pin<Box<dyn Future<Output = Result<Bytes, Refusal>>>>),
+}
+
+/// Decodes a body and hands it to the registered actor.
+type Deliver = Box<dyn Fn(EnvelopeKind, &Bytes) -> Delivery + Send + Sync>;
+
+struct Entry {
+    type_name: &'static str,
+    deliver: Deliver,
+}
+
+struct Pending {
+    conn: u64,
+    done: oneshot::Sender<CallEnd>,
+}
+
+#[derive(Default)]
+struct Counters {
+    tells_in: AtomicU64,
+    asks_in: AtomicU64,
+    refused_in: AtomicU64,
+    tells_refused: AtomicU64,
+}
+
+pub(super) struct NodeInner {
+    pub(super) opts: NodeOptions,
+    actors: RwLock<HashMap<String, Entry>>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    slots: Mutex<HashMap<u64, Arc<Semaphore>>>,
+    next_call: AtomicU64,
+    counters: Counters,
+}
+
+/// Actors reachable from other nodes, and the asks we are waiting on. Give
+/// [`ActorNode::dispatcher`] to the messenger's builder; cheap to clone.
+#[derive(Clone)]
+pub struct ActorNode {
+    pub(super) inner: Arc<NodeInner>,
+}
+
+impl ActorNode {
+    /// A node with these limits.
+    pub fn new(opts: NodeOptions) -> Self {
+        ActorNode {
+            inner: Arc::new(NodeInner {
+                opts,
+                actors: RwLock::default(),
+                pending: Mutex::default(),
+                slots: Mutex::default(),
+                next_call: AtomicU64::new(1),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The dispatcher to add to the messenger (it takes only remote actor envelopes and lets
+    /// every other message through to the next dispatcher).
+    pub fn dispatcher(&self) -> Arc<dyn Dispatcher> {
+        Arc::new(self.clone())
+    }
+
+    /// Makes `actor` reachable as `name` for messages of type `M` (replacing whatever had the
+    /// name).
+    pub fn register<M>(&self, name: impl Into<String>, actor: Recipient<M>)
+    where
+        M: RemoteMessage + actix::Message<Result = <M as RemoteMessage>::Reply>,
+    {
+        let deliver = move |kind: EnvelopeKind, body: &Bytes| -> Delivery {
+            let Ok(msg) = postcard::from_bytes::<M>(body) else {
+                return Delivery::Refused(Refusal::BadBody);
+            };
+            if !actor.connected() {
+                return Delivery::Refused(Refusal::ActorStopped);
+            }
+            if kind == EnvelopeKind::Tell {
+                actor.do_send(msg);
+                return Delivery::Told;
+            }
+            let answer = actor.send(msg);
+            Delivery::Answer(Box::pin(async move {
+                let reply = answer.await.map_err(|_| Refusal::ActorStopped)?;
+                postcard::to_allocvec(&reply)
+                    .map(Bytes::from)
+                    .map_err(|_| Refusal::BadBody)
+            }))
+        };
+        let entry = Entry {
+            type_name: M::TYPE_NAME,
+            deliver: Box::new(deliver),
+        };
+        let mut actors = self.inner.actors.write().expect("actors lock");
+        actors.insert(name.into(), entry);
+    }
+
+    /// Removes the actor registered as `name`; later envelopes for it are refused.
+    pub fn unregister(&self, name: &str) {
+        self.inner.actors.write().expect("actors lock").remove(name);
+    }
+
+    /// The actor registered as `name` on the peer at the other end of `conn`.
+    pub fn remote<M: RemoteMessage>(&self, conn: &Connection, name: &str) -> RemoteRecipient<M> {
+        RemoteRecipient::new(self.clone(), conn.clone(), name.to_string())
+    }
+
+    /// What the node has done so far.
+    pub fn stats(&self) -> NodeStats {
+        let c = &self.inner.counters;
+        NodeStats {
+            tells_in: c.tells_in.load(Relaxed),
+            asks_in: c.asks_in.load(Relaxed),
+            refused_in: c.refused_in.load(Relaxed),
+            tells_refused: c.tells_refused.load(Relaxed),
+            asks_pending: self.inner.pending.lock().expect("pending lock").len() as u64,
+        }
+    }
+
+    /// The slots for asks in flight on connection `conn`.
+    pub(super) fn slots(&self, conn: u64) -> Arc<Semaphore> {
+        let mut slots = self.inner.slots.lock().expect("slots lock");
+        let n = self.inner.opts.max_asks_in_flight.max(1);
+        slots
+            .entry(conn)
+            .or_insert_with(|| Arc::new(Semaphore::new(n)))
+            .clone()
+    }
+
+    /// A new call id and the receiver its answer will come to.
+    pub(super) fn expect(&self, conn: u64) -> (u64, oneshot::Receiver<CallEnd>) {
+        let call = self.inner.next_call.fetch_add(1, Relaxed);
+        let (done, rx) = oneshot::channel();
+        let mut pending = self.inner.pending.lock().expect("pending lock");
+        pending.insert(call, Pending { conn, done });
+        (call, rx)
+    }
+
+    /// Stops waiting for `call` (answered, timed out, or never sent).
+    pub(super) fn forget(&self, call: u64) {
+        self.inner
+            .pending
+            .lock()
+            .expect("pending lock")
+            .remove(&call);
+    }
+
+    fn complete(&self, call: u64, end: CallEnd) {
+        let p = self
+            .inner
+            .pending
+            .lock()
+            .expect("pending lock")
+            .remove(&call);
+        match p {
+            Some(p) => {
+                let _ = p.done.send(end);
+            }
+            // Timed out already: the answer is dropped.
+            None => tracing::debug!(call, "an answer nobody waits for"),
+        }
+    }
+
+    /// Fails every ask pending on connection `conn`.
+    fn fail_all(&self, conn: u64) {
+        let failed: Vec<Pending> = {
+            let mut pending = self.inner.pending.lock().expect("pending lock");
+            let calls: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.conn == conn)
+                .map(|(c, _)| *c)
+                .collect();
+            calls.iter().filter_map(|c| pending.remove(c)).collect()
+        };
+        if !failed.is_empty() {
+            tracing::info!(
+                conn,
+                asks = failed.len(),
+                "session reset: failing pending asks"
+            );
+        }
+        for p in failed {
+            let _ = p.done.send(CallEnd::PeerReset);
+        }
+    }
+
+    fn deliver(&self, conn: &Connection, env: Envelope) {
+        let delivery = {
+            let actors = self.inner.actors.read().expect("actors lock");
+            match actors.get(&env.name) {
+                None => Delivery::Refused(Refusal::UnknownName),
+                Some(e) if e.type_name != env.type_name => Delivery::Refused(Refusal::TypeMismatch),
+                Some(e) => (e.deliver)(env.kind, &env.body),
+            }
+        };
+        let c = &self.inner.counters;
+        match delivery {
+            Delivery::Told => {
+                c.tells_in.fetch_add(1, Relaxed);
+            }
+            Delivery::Refused(why) => {
+                c.refused_in.fetch_add(1, Relaxed);
+                tracing::debug!(name = %env.name, type_name = %env.type_name, ?why, "refusing a remote envelope");
+                answer(conn, &env, Err(why));
+            }
+            Delivery::Answer(fut) => {
+                c.asks_in.fetch_add(1, Relaxed);
+                let conn = conn.clone();
+                actix::spawn(async move {
+                    let result = fut.await;
+                    answer(&conn, &env, result);
+                });
+            }
+        }
+    }
+}
+
+/// Sends the answer to an ask (or the refusal of a tell, with call 0).
+fn answer(conn: &Connection, asked: &Envelope, result: Result<Bytes, Refusal>) {
+    let (kind, body) = match result {
+        Ok(reply) => (EnvelopeKind::Reply, reply),
+        Err(why) => (EnvelopeKind::Refusal, Bytes::from(vec![why.code()])),
+    };
+    let call = if asked.kind == EnvelopeKind::Ask {
+        asked.call
+    } else {
+        0
+    };
+    let env = Envelope {
+        kind,
+        call,
+        name: asked.name.clone(),
+        type_name: asked.type_name.clone(),
+        body,
+    };
+    if conn.send_message(Message::from_payload(&env)).is_err() {
+        tracing::debug!(call, "the asker's connection closed before the answer");
+    }
+}
+
+impl Dispatcher for ActorNode {
+    fn ms_dispatch(&self, conn: &Connection, msg: Message) -> bool {
+        if msg.msg_type != REMOTE_ENVELOPE {
+            return false;
+        }
+        let env = match msg.decode_payload::<Envelope>() {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::warn!(peer = %conn.peer_name(), error = %e, "a malformed remote envelope");
+                return true;
+            }
+        };
+        match env.kind {
+            EnvelopeKind::Tell | EnvelopeKind::Ask => self.deliver(conn, env),
+            EnvelopeKind::Reply => self.complete(env.call, CallEnd::Reply(env.body)),
+            EnvelopeKind::Refusal => match Refusal::from_body(&env.body) {
+                Ok(why) if env.call == 0 => {
+                    self.inner.counters.tells_refused.fetch_add(1, Relaxed);
+                    tracing::warn!(peer = %conn.peer_name(), name = %env.name, ?why, "a tell was refused");
+                }
+                Ok(why) => self.complete(env.call, CallEnd::Refused(why)),
+                Err(e) => tracing::warn!(error = %e, "a malformed refusal"),
+            },
+        }
+        true
+    }
+
+    fn ms_handle_reset(&self, conn: &Connection) -> bool {
+        self.fail_all(conn.id());
+        self.inner
+            .slots
+            .lock()
+            .expect("slots lock")
+            .remove(&conn.id());
+        false
+    }
+
+    fn ms_handle_remote_reset(&self, conn: &Connection) {
+        self.fail_all(conn.id());
+    }
+}

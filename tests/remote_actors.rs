@@ -1,0 +1,293 @@
+//! Remote actors over the messenger: typed tell and ask between actix actors on two
+//! messengers, exactly once and in order on lossless sessions under injected socket failures;
+//! typed errors for unknown names, wrong types and silent peers; pending asks fail at once when
+//! the peer restarts; the bound on asks in flight holds.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use common::*;
+use msgr::{Config, EntityType, Policy};
+use msgr_actors::remote::{ActorNode, AskError, NodeOptions, RemoteMessage};
+use msgr_actors::{Connection, Messenger};
+use serde::{Deserialize, Serialize};
+
+/// Adds to a counter; the reply is the running total.
+#[derive(Serialize, Deserialize, actix::Message, Debug, Clone)]
+#[rtype(result = "u64")]
+struct Add {
+    from: u32,
+    n: u64,
+}
+
+impl RemoteMessage for Add {
+    const TYPE_NAME: &'static str = "test.Add/1";
+    type Reply = u64;
+}
+
+/// Another type, for the mismatch test.
+#[derive(Serialize, Deserialize, actix::Message, Debug, Clone)]
+#[rtype(result = "String")]
+struct Greet(String);
+
+impl RemoteMessage for Greet {
+    const TYPE_NAME: &'static str = "test.Greet/1";
+    type Reply = String;
+}
+
+/// Never answers: its replies are futures that never finish.
+#[derive(Serialize, Deserialize, actix::Message, Debug, Clone)]
+#[rtype(result = "u64")]
+struct Hang;
+
+impl RemoteMessage for Hang {
+    const TYPE_NAME: &'static str = "test.Hang/1";
+    type Reply = u64;
+}
+
+/// Records each Add's number in arrival order.
+#[derive(Default)]
+struct Counter {
+    seen: Arc<Mutex<Vec<u64>>>,
+    total: u64,
+}
+
+impl Actor for Counter {
+    type Context = Context<Self>;
+}
+
+impl Handler<Add> for Counter {
+    type Result = u64;
+    fn handle(&mut self, m: Add, _: &mut Context<Self>) -> u64 {
+        self.seen.lock().unwrap().push(m.n);
+        self.total += m.n;
+        self.total
+    }
+}
+
+struct Silent;
+
+impl Actor for Silent {
+    type Context = Context<Self>;
+}
+
+impl Handler<Hang> for Silent {
+    type Result = ResponseFuture<u64>;
+    fn handle(&mut self, _: Hang, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A server node (an OSD, stateful server) with a Counter as "counter" and a Silent actor as
+/// "silent", and its messenger bound on the wire in use.
+struct Server {
+    m: Messenger,
+    node: ActorNode,
+    seen: Arc<Mutex<Vec<u64>>>,
+}
+
+async fn server_node(config: Config) -> Server {
+    let node = ActorNode::new(NodeOptions::default());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let counter = Counter {
+        seen: seen.clone(),
+        total: 0,
+    }
+    .start();
+    node.register::<Add>("counter", counter.recipient());
+    node.register::<Hang>("silent", Silent.start().recipient());
+    let m = server_with(
+        osd(0),
+        Policy::stateful_server(0),
+        node.dispatcher(),
+        config,
+    )
+    .await;
+    Server { m, node, seen }
+}
+
+async fn client_node(
+    srv: &Messenger,
+    opts: NodeOptions,
+    config: Config,
+) -> (Messenger, ActorNode, Connection) {
+    let node = ActorNode::new(opts);
+    let m = test_builder(client_name(1))
+        .config(config)
+        .default_policy(Policy::lossless_client(0))
+        .dispatcher(node.dispatcher())
+        .build()
+        .unwrap();
+    // By IP and port: the server's nonce is learned, so a restarted server is met as such.
+    let at = dial_addr(srv).addr.unwrap();
+    let conn = connect_any_nonce(&m, at, EntityType::OSD).await;
+    (m, node, conn)
+}
+
+#[actix_rt::test]
+async fn tells_and_asks_arrive_exactly_once_and_in_order_under_socket_failures() {
+    init_tracing();
+    let faulty = test_config().ms_inject_socket_failures(200);
+    let srv = server_node(faulty.clone()).await;
+    let (cli, node, conn) = client_node(&srv.m, NodeOptions::default(), faulty).await;
+    let counter = node.remote::<Add>(&conn, "counter");
+    const TELLS: u64 = 5_000;
+    const ASKS: u64 = 500;
+    let mut expected_total = 0;
+    for i in 0..TELLS {
+        counter.tell(&Add { from: 1, n: i }).unwrap();
+        expected_total += i;
+    }
+    // Asks interleaved with the tells' tail: each answer is the running total, so it proves
+    // every earlier message arrived once before it.
+    let mut answers = Vec::new();
+    for i in TELLS..TELLS + ASKS {
+        expected_total += i;
+        let total = counter.ask(&Add { from: 1, n: i }).await.unwrap();
+        answers.push(total);
+        assert_eq!(total, expected_total, "the running total after {i}");
+    }
+    let seen = srv.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        (0..TELLS + ASKS).collect::<Vec<_>>(),
+        "each once, in order"
+    );
+    let c = cli.counters();
+    assert!(
+        c.faults > 0 && c.reconnects > 0,
+        "the faults happened: {c:?}"
+    );
+    let s = srv.node.stats();
+    assert_eq!((s.tells_in, s.asks_in, s.refused_in), (TELLS, ASKS, 0));
+    assert_eq!(node.stats().asks_pending, 0);
+    cli.shutdown().await;
+    srv.m.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn unknown_names_and_wrong_types_are_typed_errors() {
+    init_tracing();
+    let srv = server_node(test_config()).await;
+    let (cli, node, conn) = client_node(&srv.m, NodeOptions::default(), test_config()).await;
+    let nobody = node.remote::<Add>(&conn, "nobody");
+    assert_eq!(
+        nobody.ask(&Add { from: 1, n: 1 }).await,
+        Err(AskError::UnknownName("nobody".into()))
+    );
+    let wrong = node.remote::<Greet>(&conn, "counter");
+    assert_eq!(
+        wrong.ask(&Greet("hi".into())).await,
+        Err(AskError::TypeMismatch("test.Greet/1"))
+    );
+    // A tell to nobody cannot be answered; the peer's refusal is counted here.
+    nobody.tell(&Add { from: 1, n: 1 }).unwrap();
+    wait_for(20, "the tell's refusal", || node.stats().tells_refused == 1).await;
+    assert!(
+        srv.seen.lock().unwrap().is_empty(),
+        "nothing reached the counter"
+    );
+    assert_eq!(srv.node.stats().refused_in, 3);
+    cli.shutdown().await;
+    srv.m.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_silent_actor_times_out_and_the_bound_on_asks_in_flight_holds() {
+    init_tracing();
+    let srv = server_node(test_config()).await;
+    let opts = NodeOptions {
+        max_asks_in_flight: 4,
+        ..NodeOptions::default()
+    };
+    let (cli, node, conn) = client_node(&srv.m, opts, test_config()).await;
+    let silent = node.remote::<Hang>(&conn, "silent");
+    // Twenty asks at once: four go out, sixteen wait for a slot; none may outgrow the bound.
+    let asks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = silent.clone();
+            actix::spawn(async move { s.ask_within(&Hang, Duration::from_secs(2)).await })
+        })
+        .collect();
+    // Watch the pending asks the whole time.
+    let most = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watcher = {
+        let (node, most) = (node.clone(), most.clone());
+        actix::spawn(async move {
+            loop {
+                most.fetch_max(
+                    node.stats().asks_pending,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    wait_for(20, "four asks pending", || node.stats().asks_pending == 4).await;
+    for a in asks {
+        assert_eq!(a.await.unwrap(), Err(AskError::Timeout));
+    }
+    watcher.abort();
+    let most = most.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(most, 4, "at most four asks pending at once");
+    assert_eq!(node.stats().asks_pending, 0, "timed-out asks are forgotten");
+    // A waiting ask can take a slot freed by a timeout just before its own: a few more than
+    // four may reach the peer over the run, never more than four at a time.
+    let reached = srv.node.stats().asks_in;
+    assert!(
+        (4..20).contains(&reached),
+        "{reached} asks reached the peer"
+    );
+    cli.shutdown().await;
+    srv.m.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn pending_asks_fail_at_once_when_the_peer_restarts() {
+    init_tracing();
+    let srv = server_node(test_config()).await;
+    let (cli, node, conn) = client_node(&srv.m, NodeOptions::default(), test_config()).await;
+    let counter = node.remote::<Add>(&conn, "counter");
+    assert_eq!(counter.ask(&Add { from: 1, n: 5 }).await, Ok(5));
+    let silent = node.remote::<Hang>(&conn, "silent");
+    let pending: Vec<_> = (0..3)
+        .map(|_| {
+            let s = silent.clone();
+            actix::spawn(async move { s.ask_within(&Hang, Duration::from_secs(120)).await })
+        })
+        .collect();
+    wait_for(20, "three asks pending", || node.stats().asks_pending == 3).await;
+    // The server restarts: same port, new nonce, no sessions. The client's next dial meets
+    // it, learns of the reset, and every pending ask fails with PeerReset, long before 120 s.
+    let addr = dial_addr(&srv.m);
+    srv.m.shutdown().await;
+    let srv2 = {
+        let node2 = ActorNode::new(NodeOptions::default());
+        node2.register::<Add>("counter", Counter::default().start().recipient());
+        let m = test_builder(osd(0))
+            .config(test_config())
+            .default_policy(Policy::stateful_server(0))
+            .dispatcher(node2.dispatcher())
+            .build()
+            .unwrap();
+        bind_wire(&m, addr.addr.unwrap()).await;
+        m.start().unwrap();
+        m
+    };
+    conn.send_keepalive();
+    let started = tokio::time::Instant::now();
+    for p in pending {
+        assert_eq!(p.await.unwrap(), Err(AskError::PeerReset));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "failed at the reset, not at the timeout"
+    );
+    // The session carries on with the new incarnation.
+    assert_eq!(counter.ask(&Add { from: 1, n: 7 }).await, Ok(7));
+    cli.shutdown().await;
+    srv2.shutdown().await;
+}
