@@ -11,7 +11,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use common::*;
 use msgr::{Config, EntityType, Policy};
-use msgr_actors::remote::{ActorNode, AskError, NodeOptions, RemoteMessage};
+use msgr_actors::remote::{
+    ActorNode, AskError, DownReason, NodeOptions, PeerReset, RemoteDown, RemoteMessage,
+};
 use msgr_actors::{Connection, Messenger};
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +70,18 @@ impl Handler<Add> for Counter {
     }
 }
 
+/// Stops the actor that gets it.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct Quit;
+
+impl Handler<Quit> for Counter {
+    type Result = ();
+    fn handle(&mut self, _: Quit, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 struct Silent;
 
 impl Actor for Silent {
@@ -78,6 +92,38 @@ impl Handler<Hang> for Silent {
     type Result = ResponseFuture<u64>;
     fn handle(&mut self, _: Hang, _: &mut Context<Self>) -> Self::Result {
         Box::pin(std::future::pending())
+    }
+}
+
+/// Keeps the watch and reset notices it is told.
+#[derive(Default, Clone)]
+struct Notes {
+    downs: Arc<Mutex<Vec<RemoteDown>>>,
+    resets: Arc<Mutex<Vec<PeerReset>>>,
+}
+
+impl Actor for Notes {
+    type Context = Context<Self>;
+}
+
+impl Handler<RemoteDown> for Notes {
+    type Result = ();
+    fn handle(&mut self, d: RemoteDown, _: &mut Context<Self>) {
+        self.downs.lock().unwrap().push(d);
+    }
+}
+
+impl Handler<PeerReset> for Notes {
+    type Result = ();
+    fn handle(&mut self, r: PeerReset, _: &mut Context<Self>) {
+        self.resets.lock().unwrap().push(r);
+    }
+}
+
+impl Notes {
+    fn downs(&self) -> Vec<(String, DownReason)> {
+        let downs = self.downs.lock().unwrap();
+        downs.iter().map(|d| (d.name.clone(), d.reason)).collect()
     }
 }
 
@@ -250,8 +296,20 @@ async fn pending_asks_fail_at_once_when_the_peer_restarts() {
     init_tracing();
     let srv = server_node(test_config()).await;
     let (cli, node, conn) = client_node(&srv.m, NodeOptions::default(), test_config()).await;
+    let notes = Notes::default();
+    let watcher = notes.clone().start();
+    node.on_peer_reset(watcher.clone().recipient());
     let counter = node.remote::<Add>(&conn, "counter");
-    assert_eq!(counter.ask(&Add { from: 1, n: 5 }).await, Ok(5));
+    for n in 1..=3 {
+        counter.tell(&Add { from: 1, n }).unwrap();
+    }
+    // The answer confirms the three tells before it; the five after it stay unconfirmed.
+    assert_eq!(counter.ask(&Add { from: 1, n: 5 }).await, Ok(11));
+    for n in 0..5 {
+        counter.tell(&Add { from: 1, n }).unwrap();
+    }
+    node.watch(&conn, "counter", watcher.clone().recipient())
+        .unwrap();
     let silent = node.remote::<Hang>(&conn, "silent");
     let pending: Vec<_> = (0..3)
         .map(|_| {
@@ -286,8 +344,67 @@ async fn pending_asks_fail_at_once_when_the_peer_restarts() {
         started.elapsed() < Duration::from_secs(60),
         "failed at the reset, not at the timeout"
     );
+    wait_for(20, "the reset notice and the watch's end", || {
+        !notes.resets.lock().unwrap().is_empty() && !notes.downs().is_empty()
+    })
+    .await;
+    let reset = notes.resets.lock().unwrap()[0].clone();
+    assert_eq!((reset.conn, reset.tells_unconfirmed), (conn.id(), 5));
+    assert_eq!(
+        notes.downs(),
+        [("counter".to_string(), DownReason::PeerReset)]
+    );
     // The session carries on with the new incarnation.
     assert_eq!(counter.ask(&Add { from: 1, n: 7 }).await, Ok(7));
     cli.shutdown().await;
     srv2.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_watch_ends_when_the_remote_actor_stops_or_was_never_there() {
+    init_tracing();
+    let srv = server_node(test_config()).await;
+    let (cli, node, conn) = client_node(&srv.m, NodeOptions::default(), test_config()).await;
+    let notes = Notes::default();
+    let watcher = notes.clone().start();
+    node.watch(&conn, "nobody", watcher.clone().recipient())
+        .unwrap();
+    wait_for(20, "nobody's down", || notes.downs().len() == 1).await;
+    assert_eq!(
+        notes.downs()[0],
+        ("nobody".to_string(), DownReason::NoSuchActor)
+    );
+    // A live actor: nothing until it is gone. Then one RemoteDown, Stopped.
+    node.watch(&conn, "counter", watcher.clone().recipient())
+        .unwrap();
+    let counter = node.remote::<Add>(&conn, "counter");
+    assert_eq!(counter.ask(&Add { from: 1, n: 2 }).await, Ok(2));
+    assert_eq!(notes.downs().len(), 1, "the counter still runs");
+    srv.node.unregister("counter");
+    wait_for(20, "the counter's down", || notes.downs().len() == 2).await;
+    assert_eq!(
+        notes.downs()[1],
+        ("counter".to_string(), DownReason::Stopped)
+    );
+    // An actor that stops by itself is noticed too.
+    let quitter = Counter::default().start();
+    srv.node
+        .register::<Add>("quitter", quitter.clone().recipient());
+    node.watch(&conn, "quitter", watcher.clone().recipient())
+        .unwrap();
+    let q = node.remote::<Add>(&conn, "quitter");
+    assert_eq!(q.ask(&Add { from: 1, n: 1 }).await, Ok(1));
+    quitter.do_send(Quit);
+    wait_for(20, "the quitter's down", || notes.downs().len() == 3).await;
+    assert_eq!(
+        notes.downs()[2],
+        ("quitter".to_string(), DownReason::Stopped)
+    );
+    assert_eq!(
+        q.ask(&Add { from: 1, n: 1 }).await,
+        Err(AskError::ActorStopped),
+        "a stopped actor is a typed error"
+    );
+    cli.shutdown().await;
+    srv.m.shutdown().await;
 }

@@ -23,6 +23,11 @@ pub enum EnvelopeKind {
     Reply,
     /// An ask (or tell) that could not be delivered; the body is a [`Refusal`].
     Refusal,
+    /// Tell me when the named actor stops (no body).
+    Watch,
+    /// The named actor stopped, or there is none (body: a [`Refusal`] code, `ActorStopped` or
+    /// `UnknownName`).
+    Down,
 }
 
 impl EnvelopeKind {
@@ -32,6 +37,8 @@ impl EnvelopeKind {
             EnvelopeKind::Ask => 2,
             EnvelopeKind::Reply => 3,
             EnvelopeKind::Refusal => 4,
+            EnvelopeKind::Watch => 5,
+            EnvelopeKind::Down => 6,
         }
     }
 
@@ -41,6 +48,8 @@ impl EnvelopeKind {
             2 => EnvelopeKind::Ask,
             3 => EnvelopeKind::Reply,
             4 => EnvelopeKind::Refusal,
+            5 => EnvelopeKind::Watch,
+            6 => EnvelopeKind::Down,
             _ => {
                 return Err(DencError::Invalid {
                     what: "remote envelope kind",

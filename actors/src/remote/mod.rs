@@ -12,16 +12,20 @@
 //! reconnects. When the peer's session is reset (it restarted), every ask pending on it fails at
 //! once with [`AskError::PeerReset`]. Asks in flight per peer are bounded
 //! ([`NodeOptions::max_asks_in_flight`]): a caller past the bound waits (within its timeout), so
-//! a peer that never answers cannot grow our memory.
+//! a peer that never answers cannot grow our memory. [`ActorNode::on_peer_reset`] tells which
+//! tells may be lost at a reset (those after the last answered ask); [`ActorNode::watch`] tells
+//! when a remote actor stops or its peer resets.
 
 mod node;
 mod recipient;
+mod watch;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use node::{ActorNode, NodeOptions, NodeStats};
 pub use recipient::RemoteRecipient;
+pub use watch::{DownReason, PeerReset, RemoteDown};
 
 /// A message type actors on other nodes can be sent.
 pub trait RemoteMessage: Serialize + DeserializeOwned + Send + 'static {

@@ -14,8 +14,13 @@ use msgr::messages::{Envelope, EnvelopeKind, Refusal, REMOTE_ENVELOPE};
 use msgr::Message;
 use tokio::sync::{oneshot, Semaphore};
 
+use super::watch::{DownReason, PeerReset, RemoteDown, TellCount, Watches};
 use super::{RemoteMessage, RemoteRecipient};
 use crate::{Connection, Dispatcher};
+
+/// How often the actors peers watch are checked for having stopped (actix tells nobody when an
+/// actor stops; its address only stops being connected).
+const WATCH_CHECK: Duration = Duration::from_millis(50);
 
 /// A node's limits.
 #[derive(Debug, Clone)]
@@ -70,6 +75,8 @@ type Deliver = Box<dyn Fn(EnvelopeKind, &Bytes) -> Delivery + Send + Sync>;
 struct Entry {
     type_name: &'static str,
     deliver: Deliver,
+    /// The actor still runs.
+    alive: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 struct Pending {
@@ -92,6 +99,9 @@ pub(super) struct NodeInner {
     slots: Mutex<HashMap<u64, Arc<Semaphore>>>,
     next_call: AtomicU64,
     counters: Counters,
+    watches: Mutex<Watches>,
+    tells: Mutex<HashMap<u64, TellCount>>,
+    reset_listeners: Mutex<Vec<Recipient<PeerReset>>>,
 }
 
 /// Actors reachable from other nodes, and the asks we are waiting on. Give
@@ -112,6 +122,9 @@ impl ActorNode {
                 slots: Mutex::default(),
                 next_call: AtomicU64::new(1),
                 counters: Counters::default(),
+                watches: Mutex::default(),
+                tells: Mutex::default(),
+                reset_listeners: Mutex::default(),
             }),
         }
     }
@@ -128,6 +141,10 @@ impl ActorNode {
     where
         M: RemoteMessage + actix::Message<Result = <M as RemoteMessage>::Reply>,
     {
+        let alive = {
+            let actor = actor.clone();
+            move || actor.connected()
+        };
         let deliver = move |kind: EnvelopeKind, body: &Bytes| -> Delivery {
             let Ok(msg) = postcard::from_bytes::<M>(body) else {
                 return Delivery::Refused(Refusal::BadBody);
@@ -150,6 +167,7 @@ impl ActorNode {
         let entry = Entry {
             type_name: M::TYPE_NAME,
             deliver: Box::new(deliver),
+            alive: Box::new(alive),
         };
         let mut actors = self.inner.actors.write().expect("actors lock");
         actors.insert(name.into(), entry);
@@ -160,7 +178,58 @@ impl ActorNode {
         self.inner.actors.write().expect("actors lock").remove(name);
     }
 
+    /// Tells `watcher` when the actor registered as `name` on `conn`'s peer stops, is not
+    /// there, or when the peer's session resets ([`RemoteDown`]; once).
+    pub fn watch(
+        &self,
+        conn: &Connection,
+        name: &str,
+        watcher: Recipient<RemoteDown>,
+    ) -> Result<(), super::TellError> {
+        let env = Envelope {
+            kind: EnvelopeKind::Watch,
+            call: 0,
+            name: name.to_string(),
+            type_name: String::new(),
+            body: Bytes::new(),
+        };
+        // Registered before the Watch goes out, so that its Down cannot come first.
+        let mut w = self.inner.watches.lock().expect("watches lock");
+        w.watching.push((conn.id(), name.to_string(), watcher));
+        if conn.send_message(Message::from_payload(&env)).is_err() {
+            w.watching.pop();
+            return Err(super::TellError::ConnectionClosed);
+        }
+        Ok(())
+    }
+
+    /// Tells `listener` of every peer session reset ([`PeerReset`]).
+    pub fn on_peer_reset(&self, listener: Recipient<PeerReset>) {
+        let mut l = self.inner.reset_listeners.lock().expect("listeners lock");
+        l.push(listener);
+    }
+
+    /// Counts a tell sent on `conn`.
+    pub(super) fn tell_sent(&self, conn: u64) {
+        let mut tells = self.inner.tells.lock().expect("tells lock");
+        tells.entry(conn).or_default().sent += 1;
+    }
+
+    /// How many tells were sent on `conn` so far.
+    pub(super) fn tells_sent(&self, conn: u64) -> u64 {
+        let tells = self.inner.tells.lock().expect("tells lock");
+        tells.get(&conn).map_or(0, |t| t.sent)
+    }
+
+    /// An answer on `conn` came back: the first `upto` tells sent on it arrived.
+    pub(super) fn confirm_tells(&self, conn: u64, upto: u64) {
+        let mut tells = self.inner.tells.lock().expect("tells lock");
+        let t = tells.entry(conn).or_default();
+        t.confirmed = t.confirmed.max(upto.min(t.sent));
+    }
+
     /// The actor registered as `name` on the peer at the other end of `conn`.
+
     pub fn remote<M: RemoteMessage>(&self, conn: &Connection, name: &str) -> RemoteRecipient<M> {
         RemoteRecipient::new(self.clone(), conn.clone(), name.to_string())
     }
@@ -221,6 +290,104 @@ impl ActorNode {
         }
     }
 
+    /// The session on `conn` was reset or closed: pending asks fail, watches of the peer's
+    /// actors end, the peer's watches of ours are dropped, and listeners learn how many tells
+    /// may be lost.
+    fn session_reset(&self, conn: &Connection) {
+        let id = conn.id();
+        self.fail_all(id);
+        let downs = {
+            let mut w = self.inner.watches.lock().expect("watches lock");
+            w.watched.retain(|(c, _)| c.id() != id);
+            w.take_watching(id, None)
+        };
+        for (name, watcher) in downs {
+            watcher.do_send(RemoteDown {
+                conn: id,
+                name,
+                reason: DownReason::PeerReset,
+            });
+        }
+        let count = self.inner.tells.lock().expect("tells lock").remove(&id);
+        let count = count.unwrap_or_default();
+        let notice = PeerReset {
+            conn: id,
+            peer: conn.peer_name(),
+            tells_unconfirmed: count.sent - count.confirmed,
+        };
+        let listeners = self.inner.reset_listeners.lock().expect("listeners lock");
+        for l in listeners.iter() {
+            l.do_send(notice.clone());
+        }
+    }
+
+    /// A peer asks to be told when our actor `name` stops.
+    fn peer_watches(&self, conn: &Connection, name: String) {
+        let alive = {
+            let actors = self.inner.actors.read().expect("actors lock");
+            actors.get(&name).is_some_and(|e| (e.alive)())
+        };
+        if !alive {
+            send_down(conn, &name, Refusal::UnknownName);
+            return;
+        }
+        let start = {
+            let mut w = self.inner.watches.lock().expect("watches lock");
+            w.watched.push((conn.clone(), name));
+            !std::mem::replace(&mut w.checker, true)
+        };
+        if start {
+            let node = self.clone();
+            actix::spawn(async move { node.check_watched().await });
+        }
+    }
+
+    /// While peers watch our actors: tells them of each that stopped or was unregistered.
+    async fn check_watched(self) {
+        loop {
+            tokio::time::sleep(WATCH_CHECK).await;
+            let (gone, still_watched) = {
+                let actors = self.inner.actors.read().expect("actors lock");
+                let mut w = self.inner.watches.lock().expect("watches lock");
+                let mut gone = Vec::new();
+                w.watched.retain(|(conn, name)| {
+                    let alive = actors.get(name).is_some_and(|e| (e.alive)());
+                    if !alive {
+                        gone.push((conn.clone(), name.clone()));
+                    }
+                    alive
+                });
+                w.checker = !w.watched.is_empty();
+                (gone, w.checker)
+            };
+            for (conn, name) in &gone {
+                send_down(conn, name, Refusal::ActorStopped);
+            }
+            if !still_watched {
+                return;
+            }
+        }
+    }
+
+    /// The peer says its actor `name` is gone.
+    fn peer_down(&self, conn: &Connection, name: &str, body: &[u8]) {
+        let reason = match Refusal::from_body(body) {
+            Ok(Refusal::UnknownName) => DownReason::NoSuchActor,
+            _ => DownReason::Stopped,
+        };
+        let watchers = {
+            let mut w = self.inner.watches.lock().expect("watches lock");
+            w.take_watching(conn.id(), Some(name))
+        };
+        for (name, watcher) in watchers {
+            watcher.do_send(RemoteDown {
+                conn: conn.id(),
+                name,
+                reason,
+            });
+        }
+    }
+
     /// Fails every ask pending on connection `conn`.
     fn fail_all(&self, conn: u64) {
         let failed: Vec<Pending> = {
@@ -275,6 +442,18 @@ impl ActorNode {
     }
 }
 
+/// Tells a watching peer that our actor `name` is gone (`why`: stopped, or never there).
+fn send_down(conn: &Connection, name: &str, why: Refusal) {
+    let env = Envelope {
+        kind: EnvelopeKind::Down,
+        call: 0,
+        name: name.to_string(),
+        type_name: String::new(),
+        body: Bytes::from(vec![why.code()]),
+    };
+    let _ = conn.send_message(Message::from_payload(&env));
+}
+
 /// Sends the answer to an ask (or the refusal of a tell, with call 0).
 fn answer(conn: &Connection, asked: &Envelope, result: Result<Bytes, Refusal>) {
     let (kind, body) = match result {
@@ -313,6 +492,8 @@ impl Dispatcher for ActorNode {
         match env.kind {
             EnvelopeKind::Tell | EnvelopeKind::Ask => self.deliver(conn, env),
             EnvelopeKind::Reply => self.complete(env.call, CallEnd::Reply(env.body)),
+            EnvelopeKind::Watch => self.peer_watches(conn, env.name),
+            EnvelopeKind::Down => self.peer_down(conn, &env.name, &env.body),
             EnvelopeKind::Refusal => match Refusal::from_body(&env.body) {
                 Ok(why) if env.call == 0 => {
                     self.inner.counters.tells_refused.fetch_add(1, Relaxed);
@@ -326,7 +507,7 @@ impl Dispatcher for ActorNode {
     }
 
     fn ms_handle_reset(&self, conn: &Connection) -> bool {
-        self.fail_all(conn.id());
+        self.session_reset(conn);
         self.inner
             .slots
             .lock()
@@ -336,6 +517,6 @@ impl Dispatcher for ActorNode {
     }
 
     fn ms_handle_remote_reset(&self, conn: &Connection) {
-        self.fail_all(conn.id());
+        self.session_reset(conn);
     }
 }

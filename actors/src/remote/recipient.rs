@@ -65,7 +65,9 @@ impl<M: RemoteMessage> RemoteRecipient<M> {
             .map_err(TellError::Encode)?;
         self.conn
             .send_message(m)
-            .map_err(|_| TellError::ConnectionClosed)
+            .map_err(|_| TellError::ConnectionClosed)?;
+        self.node.tell_sent(self.conn.id());
+        Ok(())
     }
 
     /// Asks and waits for the answer, within the node's default timeout.
@@ -88,11 +90,17 @@ impl<M: RemoteMessage> RemoteRecipient<M> {
             let m = self
                 .envelope(EnvelopeKind::Ask, call, msg)
                 .map_err(AskError::BadBody)?;
+            let tells_before = self.node.tells_sent(self.conn.id());
             self.conn
                 .send_message(m)
                 .map_err(|_| AskError::ConnectionClosed)?;
             // The slot is held until the answer comes: that bounds what a silent peer costs.
-            done.await.map_err(|_| AskError::PeerReset)
+            let end = done.await.map_err(|_| AskError::PeerReset)?;
+            if !matches!(end, CallEnd::PeerReset) {
+                // Answers come after whatever was sent before the ask.
+                self.node.confirm_tells(self.conn.id(), tells_before);
+            }
+            Ok(end)
         })
         .await;
         if let Some(call) = call_id {
