@@ -229,7 +229,6 @@ impl ActorNode {
     }
 
     /// The actor registered as `name` on the peer at the other end of `conn`.
-
     pub fn remote<M: RemoteMessage>(&self, conn: &Connection, name: &str) -> RemoteRecipient<M> {
         RemoteRecipient::new(self.clone(), conn.clone(), name.to_string())
     }

@@ -72,7 +72,7 @@ impl Watches {
     ) -> Vec<(String, Recipient<RemoteDown>)> {
         let mut taken = Vec::new();
         self.watching.retain(|(c, n, r)| {
-            let hit = *c == conn && name.is_none_or(|x| x == n);
+            let hit = *c == conn && name.map_or(true, |x| x == n);
             if hit {
                 taken.push((n.clone(), r.clone()));
             }
