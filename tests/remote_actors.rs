@@ -280,13 +280,9 @@ async fn a_silent_actor_times_out_and_the_bound_on_asks_in_flight_holds() {
     let most = most.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(most, 4, "at most four asks pending at once");
     assert_eq!(node.stats().asks_pending, 0, "timed-out asks are forgotten");
-    // A waiting ask can take a slot freed by a timeout just before its own: a few more than
-    // four may reach the peer over the run, never more than four at a time.
-    let reached = srv.node.stats().asks_in;
-    assert!(
-        (4..20).contains(&reached),
-        "{reached} asks reached the peer"
-    );
+    // Waiting asks take the slots freed as others time out (all twenty share one deadline
+    // here), so more than four may reach the peer over the run: never more than four at once.
+    assert!(srv.node.stats().asks_in >= 4);
     cli.shutdown().await;
     srv.m.shutdown().await;
 }
@@ -407,4 +403,65 @@ async fn a_watch_ends_when_the_remote_actor_stops_or_was_never_there() {
     );
     cli.shutdown().await;
     srv.m.shutdown().await;
+}
+
+/// Through a proxy that cuts the connection now and then (the cutting proxy of the chaos
+/// suite): every tell once, in order, every ask answered with the running total.
+#[actix_rt::test]
+async fn through_a_cutting_proxy_every_tell_arrives_once_and_every_ask_is_answered() {
+    init_tracing();
+    let bound: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let chaos = chaos::Chaos {
+        cut_one_in: 40,
+        ..chaos::Chaos::none(0xac7)
+    };
+    let proxy = chaos::ChaosProxy::start("127.0.0.1:0".parse().unwrap(), bound, chaos).await;
+    let advertised = if v2() {
+        test_config().public_addrv(format!("[v2:{}]", proxy.addr))
+    } else {
+        test_config().public_addr(Some(proxy.addr))
+    };
+    let node = ActorNode::new(NodeOptions::default());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let counter = Counter {
+        seen: seen.clone(),
+        total: 0,
+    };
+    node.register::<Add>("counter", counter.start().recipient());
+    let srv = test_builder(osd(0))
+        .config(advertised)
+        .default_policy(Policy::stateful_server(0))
+        .dispatcher(node.dispatcher())
+        .build()
+        .unwrap();
+    bind_wire(&srv, bound).await;
+    srv.start().unwrap();
+    let (cli, cnode, conn) = client_node(&srv, NodeOptions::default(), test_config()).await;
+    let remote = cnode.remote::<Add>(&conn, "counter");
+    let (mut sent, mut total) = (0u64, 0u64);
+    for round in 0..100u64 {
+        for _ in 0..20 {
+            remote.tell(&Add { from: 1, n: sent }).unwrap();
+            total += sent;
+            sent += 1;
+        }
+        total += round;
+        let got = remote.ask(&Add { from: 1, n: round }).await.unwrap();
+        assert_eq!(got, total, "round {round}");
+    }
+    let mut expected = Vec::new();
+    let mut n = 0;
+    for round in 0..100u64 {
+        expected.extend(n..n + 20);
+        n += 20;
+        expected.push(round);
+    }
+    assert_eq!(*seen.lock().unwrap(), expected, "each once, in order");
+    assert!(
+        proxy.counts().cuts > 0,
+        "the proxy cut: {:?}",
+        proxy.counts()
+    );
+    cli.shutdown().await;
+    srv.shutdown().await;
 }

@@ -94,7 +94,8 @@ struct Counters {
 
 pub(super) struct NodeInner {
     pub(super) opts: NodeOptions,
-    actors: RwLock<HashMap<String, Entry>>,
+    /// By name, then one entry per message type the actor takes.
+    actors: RwLock<HashMap<String, Vec<Entry>>>,
     pending: Mutex<HashMap<u64, Pending>>,
     slots: Mutex<HashMap<u64, Arc<Semaphore>>>,
     next_call: AtomicU64,
@@ -135,8 +136,8 @@ impl ActorNode {
         Arc::new(self.clone())
     }
 
-    /// Makes `actor` reachable as `name` for messages of type `M` (replacing whatever had the
-    /// name).
+    /// Makes `actor` reachable as `name` for messages of type `M` (an actor taking several
+    /// types is registered once per type under one name; registering a type again replaces it).
     pub fn register<M>(&self, name: impl Into<String>, actor: Recipient<M>)
     where
         M: RemoteMessage + actix::Message<Result = <M as RemoteMessage>::Reply>,
@@ -170,10 +171,13 @@ impl ActorNode {
             alive: Box::new(alive),
         };
         let mut actors = self.inner.actors.write().expect("actors lock");
-        actors.insert(name.into(), entry);
+        let types = actors.entry(name.into()).or_default();
+        types.retain(|e| e.type_name != M::TYPE_NAME);
+        types.push(entry);
     }
 
-    /// Removes the actor registered as `name`; later envelopes for it are refused.
+    /// Removes the actor registered as `name` (for every type); later envelopes for it are
+    /// refused.
     pub fn unregister(&self, name: &str) {
         self.inner.actors.write().expect("actors lock").remove(name);
     }
@@ -324,7 +328,7 @@ impl ActorNode {
     fn peer_watches(&self, conn: &Connection, name: String) {
         let alive = {
             let actors = self.inner.actors.read().expect("actors lock");
-            actors.get(&name).is_some_and(|e| (e.alive)())
+            actors.get(&name).is_some_and(|types| any_alive(types))
         };
         if !alive {
             send_down(conn, &name, Refusal::UnknownName);
@@ -350,7 +354,7 @@ impl ActorNode {
                 let mut w = self.inner.watches.lock().expect("watches lock");
                 let mut gone = Vec::new();
                 w.watched.retain(|(conn, name)| {
-                    let alive = actors.get(name).is_some_and(|e| (e.alive)());
+                    let alive = actors.get(name).is_some_and(|types| any_alive(types));
                     if !alive {
                         gone.push((conn.clone(), name.clone()));
                     }
@@ -415,8 +419,10 @@ impl ActorNode {
             let actors = self.inner.actors.read().expect("actors lock");
             match actors.get(&env.name) {
                 None => Delivery::Refused(Refusal::UnknownName),
-                Some(e) if e.type_name != env.type_name => Delivery::Refused(Refusal::TypeMismatch),
-                Some(e) => (e.deliver)(env.kind, &env.body),
+                Some(types) => match types.iter().find(|e| e.type_name == env.type_name) {
+                    None => Delivery::Refused(Refusal::TypeMismatch),
+                    Some(e) => (e.deliver)(env.kind, &env.body),
+                },
             }
         };
         let c = &self.inner.counters;
@@ -439,6 +445,11 @@ impl ActorNode {
             }
         }
     }
+}
+
+/// Whether the actor behind a name still runs (any of its registered types' addresses).
+fn any_alive(types: &[Entry]) -> bool {
+    types.iter().any(|e| (e.alive)())
 }
 
 /// Tells a watching peer that our actor `name` is gone (`why`: stopped, or never there).
