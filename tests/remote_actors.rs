@@ -465,3 +465,72 @@ async fn through_a_cutting_proxy_every_tell_arrives_once_and_every_ask_is_answer
     cli.shutdown().await;
     srv.shutdown().await;
 }
+
+/// On a lossy session (a lossy client toward a stateless server) under socket failures: at
+/// most once. Tells may be lost but never duplicated or reordered; each ask ends in its reply or
+/// one typed error (PeerReset, or ConnectionClosed once the session is gone).
+#[actix_rt::test]
+async fn on_a_lossy_session_at_most_once_with_the_same_errors() {
+    init_tracing();
+    let faulty = test_config().ms_inject_socket_failures(100);
+    let node = ActorNode::new(NodeOptions::default());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let counter = Counter {
+        seen: seen.clone(),
+        total: 0,
+    };
+    node.register::<Add>("counter", counter.start().recipient());
+    let srv = server_with(
+        osd(0),
+        Policy::stateless_server(0),
+        node.dispatcher(),
+        faulty.clone(),
+    )
+    .await;
+    let (mut replies, mut errors, mut sessions) = (0, 0, 0);
+    // A lossy session ends at its first fault: open new ones until enough were tried.
+    while sessions < 20 && replies + errors < 400 {
+        sessions += 1;
+        let cnode = ActorNode::new(NodeOptions::default());
+        let cli = test_builder(client_name(sessions))
+            .config(faulty.clone())
+            .default_policy(Policy::lossy_client(0))
+            .dispatcher(cnode.dispatcher())
+            .build()
+            .unwrap();
+        let conn = connect_to(&cli, dial_addr(&srv), EntityType::OSD).await;
+        let remote = cnode.remote::<Add>(&conn, "counter");
+        for i in 0..50u64 {
+            let _ = remote.tell(&Add {
+                from: sessions as u32,
+                n: sessions as u64 * 1_000_000 + i,
+            });
+            match remote
+                .ask_within(
+                    &Add {
+                        from: sessions as u32,
+                        n: 0,
+                    },
+                    Duration::from_secs(20),
+                )
+                .await
+            {
+                Ok(_) => replies += 1,
+                Err(AskError::PeerReset | AskError::ConnectionClosed) => errors += 1,
+                Err(e) => panic!("an ask on a lossy session ended in {e:?}"),
+            }
+        }
+        cli.shutdown().await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    let told: Vec<u64> = seen.iter().copied().filter(|n| *n >= 1_000_000).collect();
+    let mut sorted = told.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(told, sorted, "tells never duplicated or reordered");
+    assert!(
+        replies > 0 && errors > 0,
+        "{replies} replies, {errors} errors: the faults hit asks"
+    );
+    srv.shutdown().await;
+}
