@@ -78,6 +78,10 @@ pub struct Summary {
     lat_p50_us: u64,
     lat_p99_us: u64,
     lat_max_us: u64,
+    /// CPU time this process spent (user + system, every thread), in seconds.
+    cpu_seconds: f64,
+    /// CPU microseconds per reply (this process: the client side of each round trip).
+    cpu_us_per_msg: f64,
 }
 
 /// One connection's reply bookkeeping.
@@ -230,10 +234,10 @@ pub async fn run(args: Args, config: Config) -> Result<(), String> {
         );
     } else {
         println!(
-            "{} msgs in {:.2} s: {:.0} msg/s, {:.1} MB/s, latency p50 {} us p99 {} us max {} us; lost {} dup {} reordered {} corrupt {} reconnects {}",
+            "{} msgs in {:.2} s: {:.0} msg/s, {:.1} MB/s, latency p50 {} us p99 {} us max {} us; CPU {:.2} s ({:.1} us/msg); lost {} dup {} reordered {} corrupt {} reconnects {}",
             summary.replies, summary.seconds, summary.msgs_per_sec, summary.mb_per_sec, summary.lat_p50_us,
-            summary.lat_p99_us, summary.lat_max_us, summary.lost, summary.duplicates, summary.reordered,
-            summary.corrupt, summary.reconnects
+            summary.lat_p99_us, summary.lat_max_us, summary.cpu_seconds, summary.cpu_us_per_msg,
+            summary.lost, summary.duplicates, summary.reordered, summary.corrupt, summary.reconnects
         );
     }
     let bad = summary.lost + summary.duplicates + summary.reordered + summary.corrupt;
@@ -256,6 +260,7 @@ pub async fn bench(args: &Args, config: Config) -> Result<Summary, String> {
         .collect();
     let total: u64 = per_conn.iter().sum();
     let payload: Vec<u8> = (0..args.size).map(|i| (i * 7 + 3) as u8).collect();
+    let cpu_at_start = process_cpu_seconds();
     let shared = Arc::new(Shared {
         start: Instant::now(),
         verify: args.verify,
@@ -377,6 +382,8 @@ pub async fn bench(args: &Args, config: Config) -> Result<Summary, String> {
     s.lat_p50_us = hist.value_at_quantile(0.5);
     s.lat_p99_us = hist.value_at_quantile(0.99);
     s.lat_max_us = hist.max();
+    s.cpu_seconds = process_cpu_seconds() - cpu_at_start;
+    s.cpu_us_per_msg = s.cpu_seconds * 1e6 / s.replies.max(1) as f64;
     // Shut down the sharers first: the first messenger owns the threads.
     for m in messengers.iter().skip(1) {
         m.shutdown().await;
@@ -385,4 +392,15 @@ pub async fn bench(args: &Args, config: Config) -> Result<Summary, String> {
         m.shutdown().await;
     }
     Ok(s)
+}
+
+/// CPU time (user + system) of this whole process so far, in seconds (0 where unknown).
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes only into the struct we pass, which is plain data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }

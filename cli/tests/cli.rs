@@ -201,9 +201,15 @@ fn serve_and_bench_verify_under_injected_faults_then_serve_summarizes_on_sigterm
         "lat_p50_us",
         "lat_p99_us",
         "lat_max_us",
+        "cpu_seconds",
+        "cpu_us_per_msg",
     ] {
         assert!(summary.get(key).is_some(), "missing {key} in {summary}");
     }
+    assert!(
+        summary["cpu_seconds"].as_f64().unwrap() > 0.0,
+        "the bench used CPU: {summary}"
+    );
     assert_eq!(summary["replies"], 20000);
     assert_eq!(summary["lost"], 0);
     assert_eq!(summary["duplicates"], 0);
