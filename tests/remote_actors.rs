@@ -136,7 +136,11 @@ struct Server {
 }
 
 async fn server_node(config: Config) -> Server {
-    let node = ActorNode::new(NodeOptions::default());
+    server_node_with(config, NodeOptions::default()).await
+}
+
+async fn server_node_with(config: Config, opts: NodeOptions) -> Server {
+    let node = ActorNode::new(opts);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let counter = Counter {
         seen: seen.clone(),
@@ -533,4 +537,48 @@ async fn on_a_lossy_session_at_most_once_with_the_same_errors() {
         "{replies} replies, {errors} errors: the faults hit asks"
     );
     srv.shutdown().await;
+}
+
+/// A peer that asks more than we serve at once is refused (`Busy`), so its asks cannot grow
+/// our memory either; the asks being served are not disturbed.
+#[actix_rt::test]
+async fn asks_past_the_servers_bound_are_refused_busy() {
+    init_tracing();
+    let served = NodeOptions {
+        max_asks_served: 2,
+        ..NodeOptions::default()
+    };
+    let srv = server_node_with(test_config(), served).await;
+    let (cli, node, conn) = client_node(&srv.m, NodeOptions::default(), test_config()).await;
+    let silent = node.remote::<Hang>(&conn, "silent");
+    let hanging: Vec<_> = (0..2)
+        .map(|_| {
+            let s = silent.clone();
+            actix::spawn(async move { s.ask_within(&Hang, Duration::from_secs(60)).await })
+        })
+        .collect();
+    wait_for(20, "two asks served", || srv.node.stats().asks_in == 2).await;
+    for _ in 0..5 {
+        assert_eq!(
+            silent.ask_within(&Hang, Duration::from_secs(20)).await,
+            Err(AskError::Busy)
+        );
+    }
+    assert_eq!(
+        srv.node.stats().asks_in,
+        2,
+        "the refused asks reached no actor"
+    );
+    // Other actors' asks are refused too while the connection is at its bound...
+    let counter = node.remote::<Add>(&conn, "counter");
+    assert_eq!(
+        counter.ask(&Add { from: 1, n: 1 }).await,
+        Err(AskError::Busy)
+    );
+    // ...and served again once a slot frees: the two hanging asks end at the reset below.
+    for h in hanging {
+        h.abort();
+    }
+    cli.shutdown().await;
+    srv.m.shutdown().await;
 }

@@ -71,6 +71,8 @@ pub enum Refusal {
     BadBody,
     /// The actor stopped before answering.
     ActorStopped,
+    /// Too many asks from this connection are being served already.
+    Busy,
 }
 
 impl Refusal {
@@ -81,6 +83,7 @@ impl Refusal {
             Refusal::TypeMismatch => 2,
             Refusal::BadBody => 3,
             Refusal::ActorStopped => 4,
+            Refusal::Busy => 5,
         }
     }
 
@@ -91,6 +94,7 @@ impl Refusal {
             Some(2) => Refusal::TypeMismatch,
             Some(3) => Refusal::BadBody,
             Some(4) => Refusal::ActorStopped,
+            Some(5) => Refusal::Busy,
             other => {
                 return Err(DencError::Invalid {
                     what: "remote refusal",

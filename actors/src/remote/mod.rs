@@ -62,6 +62,10 @@ pub enum AskError {
     /// The peer's actor stopped before answering.
     #[error("the peer's actor stopped")]
     ActorStopped,
+    /// The peer serves as many of our asks as it allows at once
+    /// ([`NodeOptions::max_asks_served`]); this one was refused unseen.
+    #[error("the peer is serving as many of our asks as it allows")]
+    Busy,
 }
 
 /// Why a tell could not be sent (delivery itself is confirmed by nothing; refusals by the peer

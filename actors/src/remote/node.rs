@@ -29,6 +29,10 @@ pub struct NodeOptions {
     pub ask_timeout: Duration,
     /// Asks in flight per connection; further callers wait for a slot (within their timeout).
     pub max_asks_in_flight: usize,
+    /// Asks from one connection our actors serve at once; more are refused with
+    /// [`super::AskError::Busy`] (a sender keeping to its own `max_asks_in_flight` at or below
+    /// this never sees it). What a peer that asks without end can cost us.
+    pub max_asks_served: usize,
 }
 
 impl Default for NodeOptions {
@@ -36,6 +40,7 @@ impl Default for NodeOptions {
         NodeOptions {
             ask_timeout: Duration::from_secs(30),
             max_asks_in_flight: 1024,
+            max_asks_served: 4096,
         }
     }
 }
@@ -103,6 +108,8 @@ pub(super) struct NodeInner {
     watches: Mutex<Watches>,
     tells: Mutex<HashMap<u64, TellCount>>,
     reset_listeners: Mutex<Vec<Recipient<PeerReset>>>,
+    /// Asks being served, by connection.
+    serving: Mutex<HashMap<u64, usize>>,
 }
 
 /// Actors reachable from other nodes, and the asks we are waiting on. Give
@@ -126,6 +133,7 @@ impl ActorNode {
                 watches: Mutex::default(),
                 tells: Mutex::default(),
                 reset_listeners: Mutex::default(),
+                serving: Mutex::default(),
             }),
         }
     }
@@ -414,7 +422,34 @@ impl ActorNode {
         }
     }
 
+    /// Counts an ask served on `conn`, or says there are too many already.
+    fn start_serving(&self, conn: u64) -> bool {
+        let mut serving = self.inner.serving.lock().expect("serving lock");
+        let n = serving.entry(conn).or_default();
+        if *n >= self.inner.opts.max_asks_served.max(1) {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn done_serving(&self, conn: u64) {
+        let mut serving = self.inner.serving.lock().expect("serving lock");
+        if let Some(n) = serving.get_mut(&conn) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                serving.remove(&conn);
+            }
+        }
+    }
+
     fn deliver(&self, conn: &Connection, env: Envelope) {
+        let ask = env.kind == EnvelopeKind::Ask;
+        if ask && !self.start_serving(conn.id()) {
+            self.inner.counters.refused_in.fetch_add(1, Relaxed);
+            answer(conn, &env, Err(Refusal::Busy));
+            return;
+        }
         let delivery = {
             let actors = self.inner.actors.read().expect("actors lock");
             match actors.get(&env.name) {
@@ -431,15 +466,19 @@ impl ActorNode {
                 c.tells_in.fetch_add(1, Relaxed);
             }
             Delivery::Refused(why) => {
+                if ask {
+                    self.done_serving(conn.id());
+                }
                 c.refused_in.fetch_add(1, Relaxed);
                 tracing::debug!(name = %env.name, type_name = %env.type_name, ?why, "refusing a remote envelope");
                 answer(conn, &env, Err(why));
             }
             Delivery::Answer(fut) => {
                 c.asks_in.fetch_add(1, Relaxed);
-                let conn = conn.clone();
+                let (conn, node) = (conn.clone(), self.clone());
                 actix::spawn(async move {
                     let result = fut.await;
+                    node.done_serving(conn.id());
                     answer(&conn, &env, result);
                 });
             }

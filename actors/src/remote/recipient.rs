@@ -117,6 +117,7 @@ impl<M: RemoteMessage> RemoteRecipient<M> {
                 Refusal::TypeMismatch => AskError::TypeMismatch(M::TYPE_NAME),
                 Refusal::BadBody => AskError::BadBody("the peer could not decode it".into()),
                 Refusal::ActorStopped => AskError::ActorStopped,
+                Refusal::Busy => AskError::Busy,
             }),
             Ok(Ok(CallEnd::PeerReset)) => Err(AskError::PeerReset),
         }
