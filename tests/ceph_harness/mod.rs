@@ -165,11 +165,13 @@ impl CephMon {
         let auth = if self.opts.cephx { "cephx" } else { "none" };
         let addrs = self.addrs();
         let bind2 = self.v2_port.is_some();
+        // The mon refuses to start when its disk is 95 % full (`mon_data_avail_crit`); a test
+        // mon's few kilobytes do not care, and a busy build machine can be that full.
         let mut conf = format!(
             "[global]\nfsid = {}\nmon_host = {addrs}\nauth_cluster_required = {auth}\n\
              auth_service_required = {auth}\nauth_client_required = {auth}\nms_bind_msgr2 = {bind2}\n\
              mon_data = {d}/mon-$id\nrun_dir = {d}\nadmin_socket = {d}/$name.asok\n\
-             log_file = {d}/$name.log\ndebug_ms = 1\n{}\n",
+             log_file = {d}/$name.log\ndebug_ms = 1\nmon_data_avail_crit = 0\nmon_data_avail_warn = 0\n{}\n",
             self.fsid, self.opts.extra_conf
         );
         if self.opts.cephx {
