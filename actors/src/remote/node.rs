@@ -18,10 +18,6 @@ use super::watch::{DownReason, PeerReset, RemoteDown, TellCount, Watches};
 use super::{RemoteMessage, RemoteRecipient};
 use crate::{Connection, Dispatcher};
 
-/// How often the actors peers watch are checked for having stopped (actix tells nobody when an
-/// actor stops; its address only stops being connected).
-const WATCH_CHECK: Duration = Duration::from_millis(50);
-
 /// A node's limits.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
@@ -105,7 +101,7 @@ pub(super) struct NodeInner {
     slots: Mutex<HashMap<u64, Arc<Semaphore>>>,
     next_call: AtomicU64,
     counters: Counters,
-    watches: Mutex<Watches>,
+    pub(super) watches: Mutex<Watches>,
     tells: Mutex<HashMap<u64, TellCount>>,
     reset_listeners: Mutex<Vec<Recipient<PeerReset>>>,
     /// Asks being served, by connection.
@@ -188,31 +184,6 @@ impl ActorNode {
     /// refused.
     pub fn unregister(&self, name: &str) {
         self.inner.actors.write().expect("actors lock").remove(name);
-    }
-
-    /// Tells `watcher` when the actor registered as `name` on `conn`'s peer stops, is not
-    /// there, or when the peer's session resets ([`RemoteDown`]; once).
-    pub fn watch(
-        &self,
-        conn: &Connection,
-        name: &str,
-        watcher: Recipient<RemoteDown>,
-    ) -> Result<(), super::TellError> {
-        let env = Envelope {
-            kind: EnvelopeKind::Watch,
-            call: 0,
-            name: name.to_string(),
-            type_name: String::new(),
-            body: Bytes::new(),
-        };
-        // Registered before the Watch goes out, so that its Down cannot come first.
-        let mut w = self.inner.watches.lock().expect("watches lock");
-        w.watching.push((conn.id(), name.to_string(), watcher));
-        if conn.send_message(Message::from_payload(&env)).is_err() {
-            w.watching.pop();
-            return Err(super::TellError::ConnectionClosed);
-        }
-        Ok(())
     }
 
     /// Tells `listener` of every peer session reset ([`PeerReset`]).
@@ -332,73 +303,6 @@ impl ActorNode {
         }
     }
 
-    /// A peer asks to be told when our actor `name` stops.
-    fn peer_watches(&self, conn: &Connection, name: String) {
-        let alive = {
-            let actors = self.inner.actors.read().expect("actors lock");
-            actors.get(&name).is_some_and(|types| any_alive(types))
-        };
-        if !alive {
-            send_down(conn, &name, Refusal::UnknownName);
-            return;
-        }
-        let start = {
-            let mut w = self.inner.watches.lock().expect("watches lock");
-            w.watched.push((conn.clone(), name));
-            !std::mem::replace(&mut w.checker, true)
-        };
-        if start {
-            let node = self.clone();
-            actix::spawn(async move { node.check_watched().await });
-        }
-    }
-
-    /// While peers watch our actors: tells them of each that stopped or was unregistered.
-    async fn check_watched(self) {
-        loop {
-            tokio::time::sleep(WATCH_CHECK).await;
-            let (gone, still_watched) = {
-                let actors = self.inner.actors.read().expect("actors lock");
-                let mut w = self.inner.watches.lock().expect("watches lock");
-                let mut gone = Vec::new();
-                w.watched.retain(|(conn, name)| {
-                    let alive = actors.get(name).is_some_and(|types| any_alive(types));
-                    if !alive {
-                        gone.push((conn.clone(), name.clone()));
-                    }
-                    alive
-                });
-                w.checker = !w.watched.is_empty();
-                (gone, w.checker)
-            };
-            for (conn, name) in &gone {
-                send_down(conn, name, Refusal::ActorStopped);
-            }
-            if !still_watched {
-                return;
-            }
-        }
-    }
-
-    /// The peer says its actor `name` is gone.
-    fn peer_down(&self, conn: &Connection, name: &str, body: &[u8]) {
-        let reason = match Refusal::from_body(body) {
-            Ok(Refusal::UnknownName) => DownReason::NoSuchActor,
-            _ => DownReason::Stopped,
-        };
-        let watchers = {
-            let mut w = self.inner.watches.lock().expect("watches lock");
-            w.take_watching(conn.id(), Some(name))
-        };
-        for (name, watcher) in watchers {
-            watcher.do_send(RemoteDown {
-                conn: conn.id(),
-                name,
-                reason,
-            });
-        }
-    }
-
     /// Fails every ask pending on connection `conn`.
     fn fail_all(&self, conn: u64) {
         let failed: Vec<Pending> = {
@@ -420,6 +324,14 @@ impl ActorNode {
         for p in failed {
             let _ = p.done.send(CallEnd::PeerReset);
         }
+    }
+
+    /// Whether an actor is registered as `name` and still runs (any of its types' addresses).
+    pub(super) fn is_alive(&self, name: &str) -> bool {
+        let actors = self.inner.actors.read().expect("actors lock");
+        actors
+            .get(name)
+            .is_some_and(|types| types.iter().any(|e| (e.alive)()))
     }
 
     /// Counts an ask served on `conn`, or says there are too many already.
@@ -484,23 +396,6 @@ impl ActorNode {
             }
         }
     }
-}
-
-/// Whether the actor behind a name still runs (any of its registered types' addresses).
-fn any_alive(types: &[Entry]) -> bool {
-    types.iter().any(|e| (e.alive)())
-}
-
-/// Tells a watching peer that our actor `name` is gone (`why`: stopped, or never there).
-fn send_down(conn: &Connection, name: &str, why: Refusal) {
-    let env = Envelope {
-        kind: EnvelopeKind::Down,
-        call: 0,
-        name: name.to_string(),
-        type_name: String::new(),
-        body: Bytes::from(vec![why.code()]),
-    };
-    let _ = conn.send_message(Message::from_payload(&env));
 }
 
 /// Sends the answer to an ask (or the refusal of a tell, with call 0).
