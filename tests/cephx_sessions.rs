@@ -88,16 +88,7 @@ async fn lossless_cephx_sessions_survive_faults_with_every_message_signed_and_ch
     let conn = osd_connection(&cli, &srv).await;
     // Rounds of 200 until at least three reconnects happened (each re-ran the cephx
     // handshake), so the faults the test is about surely happen.
-    let mut n = 0u64;
-    while cli.counters().reconnects < 3 {
-        assert!(n < 200_000, "three reconnects within 200,000 messages");
-        for i in n..n + 200 {
-            conn.send_message(numbered(i)).unwrap();
-        }
-        n += 200;
-        let sent = n as usize;
-        wait_for(120, "the round's echoes", || cli_rec.total() == sent).await;
-    }
+    let n = rounds_until_reconnects(&cli, &conn, &cli_rec, 3, 120).await;
     let total = n;
     wait_for(120, "every message and its echo", || {
         srv_rec.total() == total as usize

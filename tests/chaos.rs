@@ -116,11 +116,7 @@ async fn chaos_run(r: ChaosRun) -> ChaosReport {
             b
         }
     };
-    let config = if r.v2 {
-        base.clone().public_addrv(format!("[v2:{}]", proxy.addr))
-    } else {
-        base.clone().public_addr(Some(proxy.addr))
-    };
+    let config = advertising(base.clone(), proxy.addr, r.v2);
     let srv = builder(osd(0))
         .config(config)
         .default_policy(Policy::stateful_server(0))
@@ -273,13 +269,12 @@ fn full_mix(seed: u64) -> Chaos {
     }
 }
 
-/// The default suite's short run: every kind of fault at least three times, stalls kept
-/// short so the run stays quick.
-#[actix_rt::test]
-async fn lossless_sessions_survive_flips_cuts_stalls_and_drips() {
+/// Two clients' lossless sessions (the wire as given) through the full mix with stalls of
+/// 50-300 ms: every kind of fault at least three times, and the sessions reconnected.
+async fn short_full_mix(seed: u64, v2: bool) {
     let chaos = Chaos {
         stall: (Duration::from_millis(50), Duration::from_millis(300)),
-        ..full_mix(0x5eed)
+        ..full_mix(seed)
     };
     let report = chaos_run(ChaosRun {
         clients: 2,
@@ -288,11 +283,18 @@ async fn lossless_sessions_survive_flips_cuts_stalls_and_drips() {
         chaos,
         min_each: 3,
         max_batches: 200,
-        v2: false,
+        v2,
         secure: false,
     })
     .await;
     assert!(report.reconnects > 0, "{report:?}");
+}
+
+/// The default suite's short run: every kind of fault at least three times, stalls kept
+/// short so the run stays quick.
+#[actix_rt::test]
+async fn lossless_sessions_survive_flips_cuts_stalls_and_drips() {
+    short_full_mix(0x5eed, false).await;
 }
 
 /// Flips 1 chunk in 50 on two clients' lossless sessions (the wire as given); each flip the
@@ -344,22 +346,7 @@ async fn lossless_msgr2_secure_sessions_survive_frequent_bit_flips() {
 /// The full mix over msgr2 (crc mode).
 #[actix_rt::test]
 async fn lossless_msgr2_sessions_survive_flips_cuts_stalls_and_drips() {
-    let chaos = Chaos {
-        stall: (Duration::from_millis(50), Duration::from_millis(300)),
-        ..full_mix(0x5eee)
-    };
-    let report = chaos_run(ChaosRun {
-        clients: 2,
-        per_batch: 500,
-        size: 4096,
-        chaos,
-        min_each: 3,
-        max_batches: 200,
-        v2: true,
-        secure: false,
-    })
-    .await;
-    assert!(report.reconnects > 0, "{report:?}");
+    short_full_mix(0x5eee, true).await;
 }
 
 /// The soak: ten seeds of the full mix with the stalls (0.3-2.5 s), 30,000 4 KiB

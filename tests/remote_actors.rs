@@ -420,11 +420,7 @@ async fn through_a_cutting_proxy_every_tell_arrives_once_and_every_ask_is_answer
         ..chaos::Chaos::none(0xac7)
     };
     let proxy = chaos::ChaosProxy::start("127.0.0.1:0".parse().unwrap(), bound, chaos).await;
-    let advertised = if v2() {
-        test_config().public_addrv(format!("[v2:{}]", proxy.addr))
-    } else {
-        test_config().public_addr(Some(proxy.addr))
-    };
+    let advertised = advertising(test_config(), proxy.addr, v2());
     let node = ActorNode::new(NodeOptions::default());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let counter = Counter {

@@ -64,12 +64,8 @@ impl Proxy {
 
     /// The config that makes a server behind this proxy advertise it, on the wire in use.
     fn advertised(&self, config: msgr::Config) -> msgr::Config {
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        if v2() {
-            config.public_addrv(format!("[v2:{addr}]"))
-        } else {
-            config.public_addr(Some(addr))
-        }
+        let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        advertising(config, addr, v2())
     }
 
     fn cut(&self) {

@@ -206,16 +206,7 @@ async fn lossless_msgr2_sessions_resume_and_lose_nothing_under_socket_failures()
         let (srv, srv_rec, cli, cli_rec) = lossless_pair(config).await;
         let addr = srv.my_addr_v2().unwrap();
         let conn = cli.get_connection_v2(addr, EntityType::OSD).await.unwrap();
-        let mut n = 0u64;
-        while cli.counters().reconnects < 3 {
-            assert!(n < 200_000, "three reconnects within 200,000 messages");
-            for i in n..n + 200 {
-                conn.send_message(numbered(i)).unwrap();
-            }
-            n += 200;
-            let sent = n as usize;
-            wait_for(60, "the round's echoes", || cli_rec.total() == sent).await;
-        }
+        let n = rounds_until_reconnects(&cli, &conn, &cli_rec, 3, 60).await;
         let sent: Vec<u64> = (0..n).collect();
         let got: Vec<u64> = srv_rec
             .all_msgs()

@@ -194,6 +194,42 @@ pub fn dial_addr(m: &Messenger) -> msgr::EntityAddr {
     }
 }
 
+/// `config` for a server reached through a proxy at `addr`: it advertises that address on msgr2
+/// (`public_addrv`) or on v1 (`public_addr`).
+pub fn advertising(config: Config, addr: std::net::SocketAddr, v2: bool) -> Config {
+    if v2 {
+        config.public_addrv(format!("[v2:{addr}]"))
+    } else {
+        config.public_addr(Some(addr))
+    }
+}
+
+/// Sends `conn` rounds of 200 numbered messages, each round waiting (up to `secs`) for all
+/// echoes so far, until `cli` has reconnected `reconnects` times, so the faults a test is
+/// about surely happen; returns how many were sent (0, 1, 2, ...).
+pub async fn rounds_until_reconnects(
+    cli: &Messenger,
+    conn: &msgr_actors::Connection,
+    echoes: &Recorder,
+    reconnects: u64,
+    secs: u64,
+) -> u64 {
+    let mut n = 0u64;
+    while cli.counters().reconnects < reconnects {
+        assert!(
+            n < 200_000,
+            "{reconnects} reconnects within 200,000 messages"
+        );
+        for i in n..n + 200 {
+            conn.send_message(numbered(i)).unwrap();
+        }
+        n += 200;
+        let sent = n as usize;
+        wait_for(secs, "the round's echoes", || echoes.total() == sent).await;
+    }
+    n
+}
+
 /// The session from `cli` to `addr` on the wire in use.
 pub async fn connect_to(
     cli: &Messenger,
