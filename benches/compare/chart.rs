@@ -14,8 +14,168 @@ fn f(v: Option<&Value>, key: &str) -> f64 {
     v.and_then(|v| v[key].as_f64()).unwrap_or(f64::NAN)
 }
 
+/// The cross-process table: msgr, the two baselines and the actor-messaging peers (those that
+/// ran), one row per measure.
+fn cross_process(r: &[Value], s: &mut String) {
+    let mut systems = vec![
+        ("msgr", "msgr"),
+        ("tokio", "(a) raw tokio"),
+        ("threaded", "(b) thread-per-conn"),
+    ];
+    for (sys, label) in [
+        ("ractor_cluster", "ractor_cluster"),
+        ("telepathy", "actix-telepathy"),
+        ("kameo", "kameo"),
+    ] {
+        if r.iter().any(|v| v["system"] == sys) {
+            systems.push((sys, label));
+        }
+    }
+    s.push_str("| scenario |");
+    for (_, label) in &systems {
+        s.push_str(&format!(" {label} |"));
+    }
+    s.push_str(" msgr / (a) | msgr / (b) |\n|---|");
+    s.push_str(&"---|".repeat(systems.len() + 2));
+    s.push('\n');
+    let rows: [(&str, &str, &str, f64); 12] = [
+        (
+            "1. 1 conn, 4 KiB, depth 128 (k msgs/s)",
+            "stream_4k_xproc",
+            "msgs_per_sec",
+            1e-3,
+        ),
+        (
+            "1. CPU of both processes (µs per round trip)",
+            "stream_4k_xproc",
+            "cpu_us_per_msg",
+            1.0,
+        ),
+        ("1. p99 (µs)", "stream_4k_xproc", "p99_us", 1.0),
+        (
+            "2. 1 conn, 4 MiB (GB/s)",
+            "stream_4m_xproc",
+            "gb_per_sec",
+            1.0,
+        ),
+        (
+            "3. ping-pong 4 KiB, p50 (µs)",
+            "pingpong_4k_xproc",
+            "p50_us",
+            1.0,
+        ),
+        (
+            "3. ping-pong 4 KiB, p99 (µs)",
+            "pingpong_4k_xproc",
+            "p99_us",
+            1.0,
+        ),
+        (
+            "3. ping-pong 4 KiB, max (µs)",
+            "pingpong_4k_xproc",
+            "max_us",
+            1.0,
+        ),
+        (
+            "3. CPU (µs per round trip)",
+            "pingpong_4k_xproc",
+            "cpu_us_per_msg",
+            1.0,
+        ),
+        (
+            "4. 1,000 conns x 4 KiB, depth 8 (k msgs/s)",
+            "conns_1000_xproc",
+            "msgs_per_sec",
+            1e-3,
+        ),
+        (
+            "4. CPU (µs per round trip)",
+            "conns_1000_xproc",
+            "cpu_us_per_msg",
+            1.0,
+        ),
+        (
+            "4. client process peak RSS (MiB)",
+            "conns_1000_xproc",
+            "rss_kib",
+            1.0 / 1024.0,
+        ),
+        (
+            "4. client process threads",
+            "conns_1000_xproc",
+            "threads",
+            1.0,
+        ),
+    ];
+    for (label, scenario, key, scale) in rows {
+        let vals: Vec<f64> = systems
+            .iter()
+            .map(|(sys, _)| f(find(r, sys, scenario), key) * scale)
+            .collect();
+        s.push_str(&format!("| {label} |"));
+        for v in &vals {
+            if v.is_nan() {
+                s.push_str(" — |");
+            } else {
+                s.push_str(&format!(" {v:.1} |"));
+            }
+        }
+        s.push_str(&format!(
+            " {:.2} | {:.2} |\n",
+            vals[0] / vals[1],
+            vals[0] / vals[2]
+        ));
+    }
+}
+
+/// The scaling table: T IO threads in each process, msgs/s and efficiency (the rate at T over
+/// T times the rate at 1).
+fn scaling(r: &[Value], s: &mut String) {
+    s.push_str("| threads per process | msgr (k msgs/s) | msgr efficiency | (a) raw tokio (k msgs/s) | (a) efficiency | msgr / (a) |\n|---|---|---|---|---|---|\n");
+    let rate = |sys: &str, t: usize| f(find(r, sys, &format!("scale_{t}t_xproc")), "msgs_per_sec");
+    for t in crate::scaling_threads() {
+        let (m, a) = (rate("msgr", t), rate("tokio", t));
+        s.push_str(&format!(
+            "| {t} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} |\n",
+            m / 1e3,
+            m / (t as f64 * rate("msgr", 1)),
+            a / 1e3,
+            a / (t as f64 * rate("tokio", 1)),
+            m / a
+        ));
+    }
+}
+
+/// The size sweep of scenarios `size_N{suffix}`.
+fn sweep(r: &[Value], s: &mut String, suffix: &str) {
+    s.push_str("| size | msgr | (a) | (b) | msgr GB/s | (a) GB/s | (b) GB/s |\n|---|---|---|---|---|---|---|\n");
+    for size in SIZES {
+        let name = format!("size_{size}{suffix}");
+        let v: Vec<Option<&Value>> = ["msgr", "tokio", "threaded"]
+            .iter()
+            .map(|sys| find(r, sys, &name))
+            .collect();
+        s.push_str(&format!(
+            "| {size} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} |\n",
+            f(v[0], "msgs_per_sec"),
+            f(v[1], "msgs_per_sec"),
+            f(v[2], "msgs_per_sec"),
+            f(v[0], "gb_per_sec"),
+            f(v[1], "gb_per_sec"),
+            f(v[2], "gb_per_sec")
+        ));
+    }
+}
+
 pub fn report(r: &[Value]) -> String {
-    let mut s = String::new();
+    let mut s =
+        String::from("Between two processes (server here, clients in a child process):\n\n");
+    cross_process(r, &mut s);
+    s.push_str("\nScaling (8 connections, 4 KiB, depth 64, between two processes):\n\n");
+    scaling(r, &mut s);
+    s.push_str("\nSize sweep between two processes (1 connection, msgs/s and GB/s):\n\n");
+    sweep(r, &mut s, "_xproc");
+    s.push_str("\nIn one process (server and clients on the same shard threads):\n\n");
     let row = |s: &mut String, label: &str, key: &str, scale: f64, unit: &str, scenario: &str| {
         let m = f(find(r, "msgr", scenario), key) * scale;
         let a = f(find(r, "tokio", scenario), key) * scale;
@@ -82,22 +242,6 @@ pub fn report(r: &[Value]) -> String {
     ));
     row(
         &mut s,
-        "3. ping-pong between two processes, p50 (µs)",
-        "p50_us",
-        1.0,
-        "",
-        "pingpong_4k_xproc",
-    );
-    row(
-        &mut s,
-        "3. ping-pong between two processes, p99 (µs)",
-        "p99_us",
-        1.0,
-        "",
-        "pingpong_4k_xproc",
-    );
-    row(
-        &mut s,
         "4. 1,000 conns x 4 KiB, depth 8 (msgs/s)",
         "msgs_per_sec",
         1e-3,
@@ -152,26 +296,12 @@ pub fn report(r: &[Value]) -> String {
         inj.and_then(|v| v["replayed"].as_u64()).unwrap_or(0),
         f(inj, "msgs_per_sec") / base
     ));
-    s.push_str("\nSize sweep (1 connection, msgs/s and GB/s):\n\n| size | msgr | (a) | (b) | msgr GB/s | (a) GB/s | (b) GB/s |\n|---|---|---|---|---|---|---|\n");
-    for size in SIZES {
-        let name = format!("size_{size}");
-        let v: Vec<Option<&Value>> = ["msgr", "tokio", "threaded"]
-            .iter()
-            .map(|sys| find(r, sys, &name))
-            .collect();
-        s.push_str(&format!(
-            "| {size} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} |\n",
-            f(v[0], "msgs_per_sec"),
-            f(v[1], "msgs_per_sec"),
-            f(v[2], "msgs_per_sec"),
-            f(v[0], "gb_per_sec"),
-            f(v[1], "gb_per_sec"),
-            f(v[2], "gb_per_sec")
-        ));
-    }
+    s.push_str("\nSize sweep in one process (1 connection, msgs/s and GB/s):\n\n");
+    sweep(r, &mut s, "");
     s
 }
 
+/// The size sweep between two processes, as a chart of msgs/s and GB/s against size.
 pub fn svg(r: &[Value], path: &str) {
     let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
     root.fill(&WHITE).unwrap();
@@ -180,7 +310,7 @@ pub fn svg(r: &[Value], path: &str) {
         SIZES
             .iter()
             .filter_map(|s| {
-                find(r, system, &format!("size_{s}"))
+                find(r, system, &format!("size_{s}_xproc"))
                     .map(|v| (*s as f64, v[key].as_f64().unwrap_or(0.0).max(1e-6)))
             })
             .collect()

@@ -2,13 +2,19 @@
 
 use hdrhistogram::Histogram;
 
-/// A load: C connections, each with at most `depth` requests in flight, `count` in total.
+pub use crate::child::cpu_secs;
+use crate::child::{mark, PHASE_BEGIN, PHASE_END};
+
+/// A load: C connections, each with at most `depth` requests in flight, `count` in total, on
+/// `threads` IO threads per process (msgr's shard threads, tokio's workers; the
+/// thread-per-connection baseline has no such knob).
 #[derive(Clone, Copy, Debug)]
 pub struct Load {
     pub conns: usize,
     pub size: usize,
     pub depth: usize,
     pub count: u64,
+    pub threads: usize,
 }
 
 /// What a run measured.
@@ -32,6 +38,7 @@ pub struct Phase {
 
 impl Phase {
     pub fn start() -> Self {
+        mark(PHASE_BEGIN);
         Phase {
             began: std::time::Instant::now(),
             cpu0: cpu_secs(),
@@ -42,6 +49,7 @@ impl Phase {
     /// now. Latency and replays are the caller's to fill in.
     pub fn finish(&self, msgs: u64) -> Outcome {
         let secs = self.began.elapsed().as_secs_f64();
+        mark(PHASE_END);
         Outcome {
             cpu_pct: (cpu_secs() - self.cpu0) / secs * 100.0,
             msgs,
@@ -202,13 +210,4 @@ impl PeakSampler {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.handle.take().unwrap().join().unwrap()
     }
-}
-
-/// CPU seconds (user + system) this process has used so far.
-pub fn cpu_secs() -> f64 {
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
 }

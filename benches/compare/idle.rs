@@ -26,8 +26,8 @@ pub fn measure(system: &str, conns: usize) -> Idle {
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
     let sys = system.to_string();
     let server = std::thread::spawn(move || match sys.as_str() {
-        "msgr" => crate::msgr_sys::idle_server(ready_tx, stop_rx),
-        "tokio" => crate::raw_tokio::idle_server(ready_tx, stop_rx),
+        "msgr" => crate::msgr_sys::idle_server(2, ready_tx, stop_rx),
+        "tokio" => crate::raw_tokio::idle_server(2, ready_tx, stop_rx),
         _ => crate::threaded::idle_server(ready_tx, stop_rx),
     });
     let addr = ready_rx.recv().unwrap();

@@ -8,11 +8,13 @@
 //! (system, scenario) N times, alternating systems, and reports the median run.
 
 mod chart;
+mod child;
 mod common;
 mod idle;
 mod msgr_sys;
 mod raw_tokio;
 mod threaded;
+mod xproc;
 
 use std::process::Command;
 
@@ -22,38 +24,26 @@ use serde_json::{json, Value};
 const SYSTEMS: [&str; 3] = ["msgr", "tokio", "threaded"];
 pub const SIZES: [usize; 6] = [64, 512, 4096, 32768, 262144, 4 << 20];
 
+/// The load of a scenario. A name ending in `_xproc` is the same load with the client in a
+/// process of its own (see [`xproc`]).
 fn scenario(name: &str, quick: bool) -> Option<Load> {
     let q = |full: u64| if quick { full / 4 } else { full };
-    Some(match name {
-        "stream_4k" => Load {
-            conns: 1,
-            size: 4096,
-            depth: 128,
-            count: q(200_000),
-        },
-        "stream_4m" => Load {
-            conns: 1,
-            size: 4 << 20,
-            depth: 4,
-            count: q(400),
-        },
-        "pingpong_4k" | "pingpong_4k_busypoll" | "pingpong_4k_xproc" => Load {
-            conns: 1,
-            size: 4096,
-            depth: 1,
-            count: q(20_000),
-        },
-        "conns_1000" => Load {
-            conns: 1000,
-            size: 4096,
-            depth: 8,
-            count: q(400_000),
-        },
-        "inject_1000" => Load {
-            conns: 1,
-            size: 4096,
-            depth: 128,
-            count: q(200_000),
+    let load = |conns, size, depth, count| Load {
+        conns,
+        size,
+        depth,
+        count: q(count),
+        threads: 2,
+    };
+    Some(match name.strip_suffix("_xproc").unwrap_or(name) {
+        "stream_4k" | "inject_1000" => load(1, 4096, 128, 200_000),
+        "stream_4m" => load(1, 4 << 20, 4, 400),
+        "pingpong_4k" | "pingpong_4k_busypoll" => load(1, 4096, 1, 20_000),
+        "conns_1000" => load(1000, 4096, 8, 400_000),
+        // Scaling: 8 connections, depth 64, on T threads in each of the two processes.
+        s if s.starts_with("scale_") => Load {
+            threads: s[6..].strip_suffix('t')?.parse().ok()?,
+            ..load(8, 4096, 64, 400_000)
         },
         s if s.starts_with("size_") => {
             let size: usize = s[5..].parse().ok()?;
@@ -63,44 +53,12 @@ fn scenario(name: &str, quick: bool) -> Option<Load> {
                 .clamp(2, 128);
             let count = ((512u64 << 20) / size as u64).clamp(200, 200_000);
             Load {
-                conns: 1,
-                size,
-                depth,
                 count: q(count).max(50),
+                ..load(1, size, depth, 0)
             }
         }
         _ => return None,
     })
-}
-
-/// Ping-pong between processes: the system's server runs here, its client in a child
-/// process (`--remote ADDR`), as a client and a server of a real deployment do. Every hop then
-/// wakes a thread of the other process, whichever the system. Returns the client's JSON.
-fn cross_process(system: &str, name: &str, quick: bool) -> Value {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
-    let sys = system.to_string();
-    let server = std::thread::spawn(move || match sys.as_str() {
-        "msgr" => msgr_sys::idle_server(ready_tx, stop_rx),
-        "tokio" => raw_tokio::idle_server(ready_tx, stop_rx),
-        _ => threaded::idle_server(ready_tx, stop_rx),
-    });
-    let addr: std::net::SocketAddr = ready_rx.recv().expect("server address");
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--child", system, name, "--remote", &addr.to_string()]);
-    if quick {
-        cmd.arg("--quick");
-    }
-    let out = cmd.output().expect("client process");
-    let _ = stop_tx.send(());
-    if system != "threaded" {
-        let _ = server.join();
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    match text.lines().rev().find(|l| l.starts_with('{')) {
-        Some(l) if out.status.success() => serde_json::from_str(l).unwrap(),
-        _ => json!({ "system": system, "scenario": name, "failed": true }),
-    }
 }
 
 /// Runs one (system, scenario) in this process and prints its JSON.
@@ -115,10 +73,10 @@ fn child(system: &str, name: &str, quick: bool, remote: Option<std::net::SocketA
         );
         return;
     }
-    if name == "pingpong_4k_xproc" && remote.is_none() {
-        return println!("{}", cross_process(system, name, quick));
-    }
     let load = scenario(name, quick).expect("known scenario");
+    if name.ends_with("_xproc") && remote.is_none() {
+        return println!("{}", xproc::run(system, name, load, quick));
+    }
     let inject = if name == "inject_1000" { 1000 } else { 0 };
     let busy_poll = if name.ends_with("_busypoll") {
         msgr_sys::BUSY_POLL_US
@@ -141,6 +99,7 @@ fn child(system: &str, name: &str, quick: bool, remote: Option<std::net::SocketA
             "msgs_per_sec": o.msgs_per_sec(), "gb_per_sec": o.gb_per_sec(load.size),
             "p50_us": o.lat.value_at_quantile(0.5), "p99_us": o.lat.value_at_quantile(0.99), "max_us": o.lat.max(),
             "rss_kib": o.rss_kib, "threads": o.threads, "replayed": o.replayed, "cpu_pct": o.cpu_pct,
+            "cpu_secs": o.cpu_pct / 100.0 * o.secs, "io_threads": load.threads,
         })
     );
 }
@@ -151,18 +110,7 @@ fn run_child(system: &str, name: &str, quick: bool) -> Value {
     if quick {
         cmd.arg("--quick");
     }
-    let out = cmd.output().expect("child");
-    let text = String::from_utf8_lossy(&out.stdout);
-    match text.lines().rev().find(|l| l.starts_with('{')) {
-        Some(l) if out.status.success() => serde_json::from_str(l).unwrap(),
-        _ => {
-            eprintln!(
-                "{system} {name} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            json!({ "system": system, "scenario": name, "failed": true })
-        }
-    }
+    child::result(system, name, &cmd.output().expect("child"))
 }
 
 /// Of several runs of one (system, scenario), the one with the median headline number
@@ -187,6 +135,18 @@ fn median_run(mut all: Vec<Value>) -> Value {
     }
     all.sort_by(|a, b| key(a).total_cmp(&key(b)));
     all.swap_remove(all.len() / 2)
+}
+
+/// Thread counts of the scaling scenario: 1, 2, 4, ... up to this machine's cores.
+pub fn scaling_threads() -> Vec<usize> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut t: Vec<usize> = std::iter::successors(Some(1), |t| Some(t * 2))
+        .take_while(|t| *t <= cores)
+        .collect();
+    if *t.last().unwrap() != cores {
+        t.push(cores);
+    }
+    t
 }
 
 fn main() {
@@ -219,19 +179,63 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
         .max(1);
+    // `--only S` runs just the scenarios whose names contain S (for profiling one of them).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let peer_bin = xproc::peer_binary();
+    match &peer_bin {
+        Some(p) => eprintln!("peers: {} ({})", xproc::PEERS.join(", "), p.display()),
+        None => eprintln!(
+            "peers: not built, so ractor_cluster, actix-telepathy and kameo are left out of this \
+             run (cargo build --release --manifest-path benches/peers/Cargo.toml)"
+        ),
+    }
     let mut results = vec![];
     // Runs of the systems alternate (a, b, c, a, b, c, ...) so that a slow spell on this
     // shared machine does not land on one system only.
     let mut run = |systems: &[&str], name: &str| {
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            return;
+        }
+        let mut systems = systems.to_vec();
+        if peer_bin.is_some() && xproc::PEER_SCENARIOS.contains(&name) {
+            systems.extend(xproc::PEERS);
+        }
         eprintln!("running {} {name} ({runs} runs) ...", systems.join(", "));
         let mut all: Vec<Vec<Value>> = vec![vec![]; systems.len()];
         for _ in 0..runs {
             for (i, system) in systems.iter().enumerate() {
-                all[i].push(run_child(system, name, quick));
+                all[i].push(
+                    match peer_bin.as_ref().filter(|_| xproc::PEERS.contains(system)) {
+                        Some(bin) => {
+                            xproc::peers(bin, system, name, scenario(name, quick).unwrap())
+                        }
+                        None => run_child(system, name, quick),
+                    },
+                );
             }
         }
         results.extend(all.into_iter().map(median_run));
     };
+    // Between two processes first: the headline.
+    for name in [
+        "stream_4k_xproc",
+        "stream_4m_xproc",
+        "pingpong_4k_xproc",
+        "conns_1000_xproc",
+    ] {
+        run(&SYSTEMS, name);
+    }
+    for threads in scaling_threads() {
+        run(&SYSTEMS[..2], &format!("scale_{threads}t_xproc"));
+    }
+    for size in SIZES {
+        run(&SYSTEMS, &format!("size_{size}_xproc"));
+    }
+    // In one process.
     for name in [
         "stream_4k",
         "stream_4m",
@@ -243,7 +247,6 @@ fn main() {
     }
     run(&["msgr"], "inject_1000");
     run(&["msgr"], "pingpong_4k_busypoll");
-    run(&SYSTEMS, "pingpong_4k_xproc");
     for size in SIZES {
         run(&SYSTEMS, &format!("size_{size}"));
     }
@@ -256,6 +259,9 @@ fn main() {
     )
     .unwrap();
     std::fs::write("target/perf/table.md", &report).unwrap();
-    chart::svg(&results, "docs/performance.svg");
-    eprintln!("wrote target/perf/results.json, target/perf/table.md, docs/performance.svg");
+    if only.is_none() {
+        chart::svg(&results, "docs/performance.svg");
+        eprintln!("wrote docs/performance.svg");
+    }
+    eprintln!("wrote target/perf/results.json, target/perf/table.md");
 }

@@ -96,11 +96,11 @@ impl Dispatcher for Client {
 pub const BUSY_POLL_US: u64 = 50;
 
 /// Runs the load. With `remote`, only the clients run here, against a server in another
-/// process; otherwise the server runs here too, on the same two shard threads.
+/// process; otherwise the server runs here too, on the same shard threads.
 pub fn run(load: Load, inject: u64, busy_poll_us: u64, remote: Option<SocketAddr>) -> Outcome {
     actix::System::new().block_on(async move {
         let config = Config::default()
-            .ms_threads(2)
+            .ms_threads(load.threads)
             .ms_busy_poll_us(busy_poll_us)
             .ms_inject_socket_failures(inject)
             .ms_initial_backoff(Duration::from_millis(10))
@@ -189,14 +189,16 @@ pub fn run(load: Load, inject: u64, busy_poll_us: u64, remote: Option<SocketAddr
     })
 }
 
-/// An msgr server for the idle-connection measurement, run until `stop` resolves.
+/// An msgr server on `threads` shard threads (for the idle-connection measurement and the
+/// cross-process runs), run until `stop` resolves.
 pub fn idle_server(
+    threads: usize,
     ready: std::sync::mpsc::Sender<std::net::SocketAddr>,
     stop: std::sync::mpsc::Receiver<()>,
 ) {
     actix::System::new().block_on(async move {
         let server = Messenger::builder(EntityName::new(EntityType::OSD, 0))
-            .config(Config::default().ms_threads(2))
+            .config(Config::default().ms_threads(threads))
             .default_policy(Policy::stateful_server(0))
             .dispatcher(Arc::new(Server))
             .build()

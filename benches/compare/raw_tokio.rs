@@ -11,9 +11,9 @@ use tokio::sync::Semaphore;
 
 use crate::common::*;
 
-fn runtime() -> tokio::runtime::Runtime {
+fn runtime(threads: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .enable_all()
         .build()
         .unwrap()
@@ -59,7 +59,7 @@ pub async fn server() -> std::net::SocketAddr {
 
 /// Runs the load; with `remote`, only the client side, against a server in another process.
 pub fn run(load: Load, remote: Option<std::net::SocketAddr>) -> Outcome {
-    let rt = runtime();
+    let rt = runtime(load.threads);
     rt.block_on(async move {
         let addr = match remote {
             Some(a) => a,
@@ -137,10 +137,11 @@ pub fn run(load: Load, remote: Option<std::net::SocketAddr>) -> Outcome {
 
 /// A raw tokio server for the idle measurement.
 pub fn idle_server(
+    threads: usize,
     ready: std::sync::mpsc::Sender<std::net::SocketAddr>,
     stop: std::sync::mpsc::Receiver<()>,
 ) {
-    runtime().block_on(async move {
+    runtime(threads).block_on(async move {
         ready.send(server().await).unwrap();
         while stop.try_recv().is_err() {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -69,6 +69,12 @@ struct Server {
 }
 
 impl Dispatcher for Server {
+    /// Bench requests are answered on the connection's shard thread (as `msgr bench` takes the
+    /// replies), not handed to the dispatch thread and back.
+    fn ms_can_fast_dispatch(&self, msg: &Message) -> bool {
+        msg.msg_type == BENCH_REQUEST
+    }
+
     fn ms_dispatch(&self, conn: &Connection, msg: Message) -> bool {
         let mut peers = self.peers.lock().unwrap();
         let p = peers.entry(conn.id()).or_default();
