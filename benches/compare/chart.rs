@@ -128,20 +128,33 @@ fn cross_process(r: &[Value], s: &mut String) {
     }
 }
 
-/// The scaling table: T IO threads in each process, msgs/s and efficiency (the rate at T over
-/// T times the rate at 1).
+/// The scaling table: T IO threads per process, in one process (client and server on the
+/// same T threads) and between two (T each), msgs/s and efficiency (the rate at T over T
+/// times the rate at 1).
 fn scaling(r: &[Value], s: &mut String) {
-    s.push_str("| threads per process | msgr (k msgs/s) | msgr efficiency | (a) raw tokio (k msgs/s) | (a) efficiency | msgr / (a) |\n|---|---|---|---|---|---|\n");
-    let rate = |sys: &str, t: usize| f(find(r, sys, &format!("scale_{t}t_xproc")), "msgs_per_sec");
+    s.push_str("| threads | one process: msgr (k msgs/s) | efficiency | (a) (k msgs/s) | efficiency | two processes: msgr (k msgs/s) | efficiency | (a) (k msgs/s) | efficiency | pinned |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    let rate =
+        |sys: &str, t: usize, x: &str| f(find(r, sys, &format!("scale_{t}t{x}")), "msgs_per_sec");
     for t in crate::scaling_threads() {
-        let (m, a) = (rate("msgr", t), rate("tokio", t));
+        s.push_str(&format!("| {t} |"));
+        for x in ["", "_xproc"] {
+            for sys in ["msgr", "tokio"] {
+                let v = rate(sys, t, x);
+                s.push_str(&format!(
+                    " {:.1} | {:.2} |",
+                    v / 1e3,
+                    v / (t as f64 * rate(sys, 1, x))
+                ));
+            }
+        }
+        let pinned = |x: &str| {
+            find(r, "msgr", &format!("scale_{t}t{x}")).and_then(|v| v["pinned"].as_bool())
+                == Some(true)
+        };
         s.push_str(&format!(
-            "| {t} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} |\n",
-            m / 1e3,
-            m / (t as f64 * rate("msgr", 1)),
-            a / 1e3,
-            a / (t as f64 * rate("tokio", 1)),
-            m / a
+            " one: {}, two: {} |\n",
+            pinned(""),
+            pinned("_xproc")
         ));
     }
 }
@@ -171,7 +184,7 @@ pub fn report(r: &[Value]) -> String {
     let mut s =
         String::from("Between two processes (server here, clients in a child process):\n\n");
     cross_process(r, &mut s);
-    s.push_str("\nScaling (8 connections, 4 KiB, depth 64, between two processes):\n\n");
+    s.push_str("\nScaling (8 connections, 4 KiB, depth 64):\n\n");
     scaling(r, &mut s);
     s.push_str("\nSize sweep between two processes (1 connection, msgs/s and GB/s):\n\n");
     sweep(r, &mut s, "_xproc");

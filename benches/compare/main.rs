@@ -12,6 +12,7 @@ mod child;
 mod common;
 mod idle;
 mod msgr_sys;
+mod pin;
 mod raw_tokio;
 mod threaded;
 mod xproc;
@@ -74,6 +75,7 @@ fn child(system: &str, name: &str, quick: bool, remote: Option<std::net::SocketA
         return;
     }
     let load = scenario(name, quick).expect("known scenario");
+    let pinned = pin::for_scenario(name, load.threads, remote.is_some());
     if name.ends_with("_xproc") && remote.is_none() {
         return println!("{}", xproc::run(system, name, load, quick));
     }
@@ -99,7 +101,7 @@ fn child(system: &str, name: &str, quick: bool, remote: Option<std::net::SocketA
             "msgs_per_sec": o.msgs_per_sec(), "gb_per_sec": o.gb_per_sec(load.size),
             "p50_us": o.lat.value_at_quantile(0.5), "p99_us": o.lat.value_at_quantile(0.99), "max_us": o.lat.max(),
             "rss_kib": o.rss_kib, "threads": o.threads, "replayed": o.replayed, "cpu_pct": o.cpu_pct,
-            "cpu_secs": o.cpu_pct / 100.0 * o.secs, "io_threads": load.threads,
+            "cpu_secs": o.cpu_pct / 100.0 * o.secs, "io_threads": load.threads, "pinned": pinned,
         })
     );
 }
@@ -139,7 +141,7 @@ fn median_run(mut all: Vec<Value>) -> Value {
 
 /// Thread counts of the scaling scenario: 1, 2, 4, ... up to this machine's cores.
 pub fn scaling_threads() -> Vec<usize> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = pin::cores();
     let mut t: Vec<usize> = std::iter::successors(Some(1), |t| Some(t * 2))
         .take_while(|t| *t <= cores)
         .collect();
@@ -231,6 +233,9 @@ fn main() {
     }
     for threads in scaling_threads() {
         run(&SYSTEMS[..2], &format!("scale_{threads}t_xproc"));
+    }
+    for threads in scaling_threads() {
+        run(&SYSTEMS[..2], &format!("scale_{threads}t"));
     }
     for size in SIZES {
         run(&SYSTEMS, &format!("size_{size}_xproc"));
