@@ -23,6 +23,7 @@ fn cross_process(r: &[Value], s: &mut String) {
         ("threaded", "(b) thread-per-conn"),
     ];
     for (sys, label) in [
+        ("msgr_actors", "msgr remote actors"),
         ("ractor_cluster", "ractor_cluster"),
         ("telepathy", "actix-telepathy"),
         ("kameo", "kameo"),
@@ -128,6 +129,43 @@ fn cross_process(r: &[Value], s: &mut String) {
     }
 }
 
+/// Through a proxy that resets every connection every 25 ms: what arrived of the numbered tells.
+fn resets(r: &[Value], s: &mut String) {
+    s.push_str("| system | sent | cuts | delivered | missing | duplicated | reordered | send errors | reconnects |\n|---|---|---|---|---|---|---|---|---|\n");
+    for (sys, label) in [
+        ("msgr_actors", "msgr remote actors (lossless session)"),
+        ("ractor_cluster", "ractor_cluster"),
+        ("telepathy", "actix-telepathy"),
+        ("kameo", "kameo"),
+    ] {
+        let Some(v) = r
+            .iter()
+            .find(|v| v["system"] == sys && v["scenario"] == "resets_xproc")
+        else {
+            continue;
+        };
+        if v.get("failed").is_some() {
+            s.push_str(&format!(
+                "| {label} | failed: no result within the deadline | | | | | | | |\n"
+            ));
+            continue;
+        }
+        s.push_str(&format!("| {label} |"));
+        for key in [
+            "cuts",
+            "delivered",
+            "missing",
+            "duplicated",
+            "reordered",
+            "send_errors",
+            "reconnects",
+        ] {
+            s.push_str(&format!(" {} |", v[key]));
+        }
+        s.push('\n');
+    }
+}
+
 /// The scaling table: T IO threads per process, in one process (client and server on the
 /// same T threads) and between two (T each), msgs/s and efficiency (the rate at T over T
 /// times the rate at 1).
@@ -184,6 +222,10 @@ pub fn report(r: &[Value]) -> String {
     let mut s =
         String::from("Between two processes (server here, clients in a child process):\n\n");
     cross_process(r, &mut s);
+    s.push_str(
+        "\nThrough a proxy that resets the connection every 25 ms (10,000 numbered tells):\n\n",
+    );
+    resets(r, &mut s);
     s.push_str("\nScaling (8 connections, 4 KiB, depth 64):\n\n");
     scaling(r, &mut s);
     s.push_str("\nSize sweep between two processes (1 connection, msgs/s and GB/s):\n\n");

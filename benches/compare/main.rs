@@ -41,6 +41,8 @@ fn scenario(name: &str, quick: bool) -> Option<Load> {
         "stream_4m" => load(1, 4 << 20, 4, 400),
         "pingpong_4k" | "pingpong_4k_busypoll" => load(1, 4096, 1, 20_000),
         "conns_1000" => load(1000, 4096, 8, 400_000),
+        // Numbered tells through a proxy that resets connections (the peers' binary only).
+        "resets" => load(1, 0, 0, 10_000),
         // Scaling: 8 connections, depth 64, on T threads in each of the two processes.
         s if s.starts_with("scale_") => Load {
             threads: s[6..].strip_suffix('t')?.parse().ok()?,
@@ -206,6 +208,8 @@ fn main() {
         if peer_bin.is_some() && xproc::PEER_SCENARIOS.contains(&name) {
             systems.extend(xproc::PEERS);
         }
+        // What arrives through the resetting proxy is counted, not timed: one run is the result.
+        let runs = if name == "resets_xproc" { 1 } else { runs };
         eprintln!("running {} {name} ({runs} runs) ...", systems.join(", "));
         let mut all: Vec<Vec<Value>> = vec![vec![]; systems.len()];
         for _ in 0..runs {
@@ -231,6 +235,7 @@ fn main() {
     ] {
         run(&SYSTEMS, name);
     }
+    run(&[], "resets_xproc");
     for threads in scaling_threads() {
         run(&SYSTEMS[..2], &format!("scale_{threads}t_xproc"));
     }

@@ -46,11 +46,13 @@ pub fn run(system: &str, name: &str, load: Load, quick: bool) -> Value {
     v
 }
 
-/// The systems of the peers' bench binary, when it has been built.
-pub const PEERS: [&str; 3] = ["ractor_cluster", "telepathy", "kameo"];
+/// The systems of the peers' bench binary, when it has been built: msgr's own remote actors
+/// (`msgr_actors::remote`) and the three actor-messaging layers.
+pub const PEERS: [&str; 4] = ["msgr_actors", "ractor_cluster", "telepathy", "kameo"];
 
-/// The scenarios the peers run: request / reply between two processes over one connection.
-pub const PEER_SCENARIOS: [&str; 2] = ["stream_4k_xproc", "pingpong_4k_xproc"];
+/// The scenarios the peers run: request / reply between two processes over one connection,
+/// and numbered tells through a proxy that resets the connection every 25 ms.
+pub const PEER_SCENARIOS: [&str; 3] = ["stream_4k_xproc", "pingpong_4k_xproc", "resets_xproc"];
 
 /// The peers' bench binary: `MSGR_PEER_BENCH`, else `benches/peers/target/release/msgr-peer-bench`
 /// if it has been built (`cargo build --release --manifest-path benches/peers/Cargo.toml`).

@@ -32,6 +32,18 @@ impl Message<BenchRequest> for BenchServer {
     }
 }
 
+/// A numbered one-way message (the resets scenario).
+#[derive(Serialize, Deserialize)]
+pub struct BenchTell(u64);
+
+#[remote_message]
+impl Message<BenchTell> for BenchServer {
+    type Reply = ();
+    async fn handle(&mut self, msg: BenchTell, _: &mut Context<Self, Self::Reply>) {
+        crate::resets::received().lock().unwrap().push(msg.0);
+    }
+}
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     kameo: remote::Behaviour,
@@ -39,7 +51,9 @@ struct Behaviour {
 
 /// Builds and runs the swarm; `dial` is the server's (peer, address) on the client. Returns
 /// this node's listening address once it has one.
-async fn swarm(dial: Option<(PeerId, Multiaddr)>) -> (PeerId, Multiaddr) {
+async fn swarm(
+    dial: Option<(PeerId, Multiaddr)>,
+) -> (PeerId, Multiaddr, tokio::sync::mpsc::UnboundedSender<()>) {
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
@@ -65,26 +79,39 @@ async fn swarm(dial: Option<(PeerId, Multiaddr)>) -> (PeerId, Multiaddr) {
     swarm
         .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .unwrap();
-    if let Some((peer, addr)) = dial {
-        swarm.add_peer_address(peer, addr.clone());
-        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-            .addresses(vec![addr])
-            .build();
-        swarm.dial(opts).expect("dial");
+    let dial_opts = move |(peer, addr): &(PeerId, Multiaddr)| {
+        libp2p::swarm::dial_opts::DialOpts::peer_id(*peer)
+            .addresses(vec![addr.clone()])
+            .build()
+    };
+    if let Some(d) = &dial {
+        swarm.add_peer_address(d.0, d.1.clone());
+        swarm.dial(dial_opts(d)).expect("dial");
     }
     let id = *swarm.local_peer_id();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let mut tx = Some(tx);
+    // Asks to dial the server again (the resets scenario's client, after a failed tell).
+    let (redial, mut redials) = tokio::sync::mpsc::unbounded_channel::<()>();
     tokio::spawn(async move {
         loop {
-            if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(address);
+            tokio::select! {
+                event = swarm.select_next_some() => {
+                    if let SwarmEvent::NewListenAddr { address, .. } = event {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(address);
+                        }
+                    }
+                }
+                Some(()) = redials.recv() => {
+                    if let Some(d) = &dial {
+                        let _ = swarm.dial(dial_opts(d));
+                    }
                 }
             }
         }
     });
-    (id, rx.await.unwrap())
+    (id, rx.await.unwrap(), redial)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -97,7 +124,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 pub fn serve(ready: std::sync::mpsc::Sender<Vec<String>>) {
     runtime().block_on(async move {
-        let (id, addr) = swarm(None).await;
+        let (id, addr, _) = swarm(None).await;
         let server = BenchServer::spawn(BenchServer);
         server.register(NAME).await.expect("register");
         ready.send(vec![id.to_string(), addr.to_string()]).unwrap();
@@ -110,16 +137,46 @@ pub fn client(peer: &[String], load: Load) -> (u64, f64, f64, hdrhistogram::Hist
         let server_id: PeerId = peer[0].parse().expect("peer id");
         let server_addr: Multiaddr = peer[1].parse().expect("multiaddr");
         swarm(Some((server_id, server_addr))).await;
-        let server = loop {
-            match RemoteActorRef::<BenchServer>::lookup(NAME).await {
-                Ok(Some(r)) => break r,
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
+        let server = lookup().await;
         crate::stats::run_asks(load, move |data| {
             let server = server.clone();
             async move { server.ask(&BenchRequest { data }).await.expect("ask") }
         })
         .await
+    })
+}
+
+async fn lookup() -> RemoteActorRef<BenchServer> {
+    loop {
+        match RemoteActorRef::<BenchServer>::lookup(NAME).await {
+            Ok(Some(r)) => break r,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// The resets scenario's client: tells with `send_ack` (kameo's delivery-acknowledged tell).
+/// A failed one is counted and not resent; the client then dials the server again and looks
+/// its actor up again, as a user would (neither happens by itself).
+pub fn client_tells(peer: &[String], count: u64) -> serde_json::Value {
+    runtime().block_on(async move {
+        let server_id: PeerId = peer[0].parse().expect("peer id");
+        let server_addr: Multiaddr = peer[1].parse().expect("multiaddr");
+        let (_, _, redial) = swarm(Some((server_id, server_addr))).await;
+        let mut server = lookup().await;
+        let (mut errors, mut reconnects) = (0u64, 0u64);
+        for n in 0..count {
+            if server.tell(&BenchTell(n)).send_ack().await.is_err() {
+                errors += 1;
+                reconnects += 1;
+                let _ = redial.send(());
+                if let Ok(s) = tokio::time::timeout(Duration::from_millis(500), lookup()).await {
+                    server = s;
+                }
+            }
+            crate::resets::pace(n + 1).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        serde_json::json!({ "send_errors": errors, "reconnects": reconnects })
     })
 }

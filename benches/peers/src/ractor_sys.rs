@@ -18,6 +18,8 @@ const COOKIE: &str = "msgr-bench-cookie";
 pub enum BenchMsg {
     #[rpc]
     Request(Vec<u8>, RpcReplyPort<Vec<u8>>),
+    /// A numbered one-way message (the resets scenario).
+    Tell(u64),
 }
 
 struct Server;
@@ -37,8 +39,12 @@ impl Actor for Server {
         msg: BenchMsg,
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
-        let BenchMsg::Request(data, reply) = msg;
-        let _ = reply.send(data[..16].to_vec());
+        match msg {
+            BenchMsg::Request(data, reply) => {
+                let _ = reply.send(data[..16].to_vec());
+            }
+            BenchMsg::Tell(n) => crate::resets::received().lock().unwrap().push(n),
+        }
         Ok(())
     }
 }
@@ -62,16 +68,7 @@ fn runtime() -> tokio::runtime::Runtime {
 pub fn serve(ready: std::sync::mpsc::Sender<Vec<String>>) {
     runtime().block_on(async move {
         let port = free_port();
-        let node = NodeServer::new(
-            port,
-            COOKIE.into(),
-            "server".into(),
-            "localhost".into(),
-            None,
-            None,
-        )
-        .with_listen_addr("127.0.0.1".parse().unwrap());
-        let (_node, _) = Actor::spawn(None, node, ()).await.expect("node server");
+        let _node = node_server("server", port).await;
         let (server, _) = Actor::spawn(None, Server, ()).await.expect("server actor");
         pg::join(GROUP.into(), vec![server.get_cell()]);
         // Let the listener bind before the client dials.
@@ -83,28 +80,13 @@ pub fn serve(ready: std::sync::mpsc::Sender<Vec<String>>) {
 
 pub fn client(peer: &[String], load: Load) -> (u64, f64, f64, hdrhistogram::Histogram<u64>) {
     runtime().block_on(async move {
-        let node = NodeServer::new(
-            free_port(),
-            COOKIE.into(),
-            "client".into(),
-            "localhost".into(),
-            None,
-            None,
-        )
-        .with_listen_addr("127.0.0.1".parse().unwrap());
-        let (node, _) = Actor::spawn(None, node, ()).await.expect("node server");
+        let node = node_server("client", free_port()).await;
         ractor_cluster::client_connect(&node, peer[0].as_str())
             .await
             .expect("connect");
-        let server: ActorRef<BenchMsg> = loop {
-            if let Some(cell) = pg::get_members(&GROUP.to_string())
-                .into_iter()
-                .find(|c| !c.get_id().is_local())
-            {
-                break cell.into();
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
+        let server = remote_server(Duration::from_secs(30))
+            .await
+            .expect("the server in its group");
         crate::stats::run_asks(load, move |req| {
             let server = server.clone();
             async move {
@@ -119,5 +101,60 @@ pub fn client(peer: &[String], load: Load) -> (u64, f64, f64, hdrhistogram::Hist
             }
         })
         .await
+    })
+}
+
+/// A node server named `name` on loopback port `port`.
+async fn node_server(name: &str, port: u16) -> ActorRef<ractor_cluster::NodeServerMessage> {
+    let node = NodeServer::new(
+        port,
+        COOKIE.into(),
+        name.into(),
+        "localhost".into(),
+        None,
+        None,
+    )
+    .with_listen_addr("127.0.0.1".parse().unwrap());
+    Actor::spawn(None, node, ()).await.expect("node server").0
+}
+
+/// The server actor once the node sessions have synchronised its group (None after `wait`).
+async fn remote_server(wait: Duration) -> Option<ActorRef<BenchMsg>> {
+    let began = std::time::Instant::now();
+    while began.elapsed() < wait {
+        let members = pg::get_members(&GROUP.to_string());
+        if let Some(cell) = members.into_iter().find(|c| !c.get_id().is_local()) {
+            return Some(cell.into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+/// The resets scenario's client: `cast`s numbered tells. When a cast fails (the node session
+/// died with its connection, and the remote actor with it), it dials again and finds the
+/// server in its group again, as a user of the API would; the failed tell is not resent.
+pub fn client_tells(peer: &[String], count: u64) -> serde_json::Value {
+    runtime().block_on(async move {
+        let node = node_server("client", free_port()).await;
+        ractor_cluster::client_connect(&node, peer[0].as_str())
+            .await
+            .expect("connect");
+        let mut server = remote_server(Duration::from_secs(30)).await;
+        let (mut errors, mut reconnects) = (0u64, 0u64);
+        for n in 0..count {
+            let sent = server
+                .as_ref()
+                .is_some_and(|s| s.cast(BenchMsg::Tell(n)).is_ok());
+            if !sent {
+                errors += 1;
+                reconnects += 1;
+                let _ = ractor_cluster::client_connect(&node, peer[0].as_str()).await;
+                server = remote_server(Duration::from_millis(500)).await;
+            }
+            crate::resets::pace(n + 1).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        serde_json::json!({ "send_errors": errors, "reconnects": reconnects })
     })
 }

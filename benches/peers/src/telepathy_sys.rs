@@ -36,8 +36,14 @@ pub struct BenchReply {
 /// The server actor. A `RemoteAddr` arrives without the connection to send on (telepathy does
 /// not fill it in), so the server learns its members' connections from the cluster and
 /// attaches the sender's before replying; requests from a member it has not heard of yet wait.
+/// A numbered one-way message (the resets scenario).
+#[derive(Serialize, Deserialize, RemoteMessage)]
+pub struct BenchTell {
+    n: u64,
+}
+
 #[derive(RemoteActor, Default)]
-#[remote_messages(BenchRequest)]
+#[remote_messages(BenchRequest, BenchTell)]
 pub struct BenchServer {
     members: HashMap<SocketAddr, Node>,
     waiting: Vec<BenchRequest>,
@@ -77,6 +83,13 @@ impl Handler<ClusterLog> for BenchServer {
                 self.reply(m);
             }
         }
+    }
+}
+
+impl Handler<BenchTell> for BenchServer {
+    type Result = ();
+    fn handle(&mut self, m: BenchTell, _: &mut Context<Self>) {
+        crate::resets::received().lock().unwrap().push(m.n);
     }
 }
 
@@ -207,5 +220,64 @@ pub fn client(peer: &[String], load: Load) -> (u64, f64, f64, hdrhistogram::Hist
         let _cluster = Cluster::new(own_ip, vec![peer[0].parse().unwrap()]);
         let (msgs, secs, cpu) = rx.await.expect("run");
         (msgs, secs, cpu, lat.snapshot())
+    })
+}
+
+/// The resets scenario's client side: follows the cluster's membership, so the tells go to
+/// the server while it is a member (telepathy has no other way to learn that it is back).
+struct Membership(
+    Arc<std::sync::Mutex<Option<RemoteAddr>>>,
+    Arc<std::sync::atomic::AtomicU64>,
+);
+
+impl ClusterListener for Membership {}
+impl Supervised for Membership {}
+
+impl Actor for Membership {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.subscribe_system_async::<ClusterLog>(ctx);
+    }
+}
+
+impl Handler<ClusterLog> for Membership {
+    type Result = ();
+    fn handle(&mut self, msg: ClusterLog, _: &mut Context<Self>) {
+        let mut server = self.0.lock().unwrap();
+        match msg {
+            ClusterLog::NewMember(node) => {
+                if server.is_some() {
+                    self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                *server = Some(node.get_remote_addr(BenchServer::ACTOR_ID.to_string()));
+            }
+            ClusterLog::MemberLeft(_) => *server = None,
+        }
+    }
+}
+
+/// The resets scenario's client: `do_send`s numbered tells to the server while the cluster
+/// lists it as a member; a tell with no member to go to counts as a send error.
+pub fn client_tells(peer: &[String], count: u64) -> serde_json::Value {
+    actix::System::new().block_on(async move {
+        let server = Arc::new(std::sync::Mutex::new(None::<RemoteAddr>));
+        let rejoins = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let _membership = Membership(server.clone(), rejoins.clone()).start();
+        let _cluster = Cluster::new(free_addr(), vec![peer[0].parse().unwrap()]);
+        let began = Instant::now();
+        while server.lock().unwrap().is_none() && began.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut errors = 0u64;
+        for n in 0..count {
+            match server.lock().unwrap().as_ref() {
+                Some(s) => s.do_send(BenchTell { n }),
+                None => errors += 1,
+            }
+            crate::resets::pace(n + 1).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rejoins = rejoins.load(std::sync::atomic::Ordering::Relaxed);
+        serde_json::json!({ "send_errors": errors, "reconnects": rejoins })
     })
 }
