@@ -176,6 +176,14 @@ fn main() {
             args[i + 3].parse().unwrap(),
         );
     }
+    // `--report`: the table again from the last run's target/perf/results.json.
+    if args.iter().any(|a| a == "--report") {
+        let text = std::fs::read_to_string("target/perf/results.json").expect("a previous run");
+        let results: Vec<Value> = serde_json::from_str(&text).expect("results.json");
+        let report = chart::report(&results);
+        std::fs::write("target/perf/table.md", &report).unwrap();
+        return println!("{report}");
+    }
     let runs: usize = args
         .iter()
         .position(|a| a == "--runs")
