@@ -201,8 +201,9 @@ fn main() {
     match &peer_bin {
         Some(p) => eprintln!("peers: {} ({})", xproc::PEERS.join(", "), p.display()),
         None => eprintln!(
-            "peers: not built, so ractor_cluster, actix-telepathy and kameo are left out of this \
-             run (cargo build --release --manifest-path benches/peers/Cargo.toml)"
+            "peers: not built, so msgr's remote actors, ractor_cluster, actix-telepathy and kameo \
+             are left out of this run (cargo build --release --manifest-path \
+             benches/peers/Cargo.toml)"
         ),
     }
     let mut results = vec![];
