@@ -14,6 +14,14 @@ fn f(v: Option<&Value>, key: &str) -> f64 {
     v.and_then(|v| v[key].as_f64()).unwrap_or(f64::NAN)
 }
 
+/// The peers' binary's systems (`xproc::PEERS`) and their names in the tables.
+const PEER_LABELS: [(&str, &str); 4] = [
+    ("msgr_actors", "msgr remote actors"),
+    ("ractor_cluster", "ractor_cluster"),
+    ("telepathy", "actix-telepathy"),
+    ("kameo", "kameo"),
+];
+
 /// The cross-process table: msgr, the two baselines and the actor-messaging peers (those that
 /// ran), one row per measure.
 fn cross_process(r: &[Value], s: &mut String) {
@@ -22,12 +30,7 @@ fn cross_process(r: &[Value], s: &mut String) {
         ("tokio", "(a) raw tokio"),
         ("threaded", "(b) thread-per-conn"),
     ];
-    for (sys, label) in [
-        ("msgr_actors", "msgr remote actors"),
-        ("ractor_cluster", "ractor_cluster"),
-        ("telepathy", "actix-telepathy"),
-        ("kameo", "kameo"),
-    ] {
+    for (sys, label) in PEER_LABELS {
         if r.iter().any(|v| v["system"] == sys) {
             systems.push((sys, label));
         }
@@ -132,12 +135,7 @@ fn cross_process(r: &[Value], s: &mut String) {
 /// Through a proxy that resets every connection every 25 ms: what arrived of the numbered tells.
 fn resets(r: &[Value], s: &mut String) {
     s.push_str("| system | sent | cuts | delivered | missing | duplicated | reordered | send errors | reconnects |\n|---|---|---|---|---|---|---|---|---|\n");
-    for (sys, label) in [
-        ("msgr_actors", "msgr remote actors (lossless session)"),
-        ("ractor_cluster", "ractor_cluster"),
-        ("telepathy", "actix-telepathy"),
-        ("kameo", "kameo"),
-    ] {
+    for (sys, label) in PEER_LABELS {
         let Some(v) = r
             .iter()
             .find(|v| v["system"] == sys && v["scenario"] == "resets_xproc")

@@ -22,15 +22,8 @@ pub struct Idle {
 }
 
 pub fn measure(system: &str, conns: usize) -> Idle {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
-    let sys = system.to_string();
-    let server = std::thread::spawn(move || match sys.as_str() {
-        "msgr" => crate::msgr_sys::idle_server(2, ready_tx, stop_rx),
-        "tokio" => crate::raw_tokio::idle_server(2, ready_tx, stop_rx),
-        _ => crate::threaded::idle_server(ready_tx, stop_rx),
-    });
-    let addr = ready_rx.recv().unwrap();
+    let server = crate::xproc::ServerThread::start(system, 2);
+    let addr = server.addr;
     std::thread::sleep(Duration::from_millis(300));
     let (rss0, th0) = (rss_kib(), threads());
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -53,10 +46,7 @@ pub fn measure(system: &str, conns: usize) -> Idle {
     let (rss1, th1) = (rss_kib(), threads());
     drop(child.stdin.take());
     let _ = child.wait();
-    let _ = stop_tx.send(());
-    if system != "threaded" {
-        let _ = server.join();
-    }
+    server.stop();
     Idle {
         conns,
         rss_per_conn_kib: (rss1.saturating_sub(rss0)) as f64 / conns as f64,

@@ -16,31 +16,63 @@ use crate::child;
 use crate::common::Load;
 use crate::{msgr_sys, raw_tokio, threaded};
 
+/// A system's server on a thread of this process, on `threads` IO threads (for the cross-process
+/// runs and the idle-connection measurement).
+pub struct ServerThread {
+    pub addr: std::net::SocketAddr,
+    system: String,
+    stop: std::sync::mpsc::Sender<()>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl ServerThread {
+    /// Starts it and waits for its address.
+    pub fn start(system: &str, threads: usize) -> Self {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = std::sync::mpsc::channel();
+        let sys = system.to_string();
+        let handle = std::thread::spawn(move || match sys.as_str() {
+            "msgr" => msgr_sys::idle_server(threads, ready_tx, stop_rx),
+            "tokio" => raw_tokio::idle_server(threads, ready_tx, stop_rx),
+            _ => threaded::idle_server(ready_tx, stop_rx),
+        });
+        let addr = ready_rx.recv().expect("server address");
+        ServerThread {
+            addr,
+            system: system.to_string(),
+            stop,
+            handle,
+        }
+    }
+
+    /// Stops it and waits for its thread, except the thread-per-connection server's, whose
+    /// threads block in accept (the process's exit ends them).
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        if self.system != "threaded" {
+            let _ = self.handle.join();
+        }
+    }
+}
+
 /// Runs `name` (an `_xproc` scenario) for `system` across two processes; returns the client's
 /// JSON with the server's CPU over the client's measured phase added (`server_cpu_secs`) and
 /// the CPU of both per round trip (`cpu_us_per_msg`).
 pub fn run(system: &str, name: &str, load: Load, quick: bool) -> Value {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
-    let sys = system.to_string();
-    let threads = load.threads;
-    let server = std::thread::spawn(move || match sys.as_str() {
-        "msgr" => msgr_sys::idle_server(threads, ready_tx, stop_rx),
-        "tokio" => raw_tokio::idle_server(threads, ready_tx, stop_rx),
-        _ => threaded::idle_server(ready_tx, stop_rx),
-    });
-    let addr: std::net::SocketAddr = ready_rx.recv().expect("server address");
+    let server = ServerThread::start(system, load.threads);
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--child", system, name, "--remote", &addr.to_string()]);
+    cmd.args([
+        "--child",
+        system,
+        name,
+        "--remote",
+        &server.addr.to_string(),
+    ]);
     if quick {
         cmd.arg("--quick");
     }
     let (out, server_cpu) = child::run_client(cmd);
-    let _ = stop_tx.send(());
-    // The thread-per-connection server's threads block in accept; the process exit ends them.
-    if system != "threaded" {
-        let _ = server.join();
-    }
+    server.stop();
     let mut v = child::result(system, name, &out);
     child::add_server_cpu(&mut v, server_cpu);
     v

@@ -11,7 +11,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
-use crate::stats::Load;
+use crate::stats::{runtime, Load};
 
 const NAME: &str = "msgr_bench";
 
@@ -112,14 +112,6 @@ async fn swarm(
         }
     });
     (id, rx.await.unwrap(), redial)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 pub fn serve(ready: std::sync::mpsc::Sender<Vec<String>>) {

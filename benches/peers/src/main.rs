@@ -74,11 +74,7 @@ fn main() {
     let mut proxied = None;
     let mut behind = None;
     if resets && system == "msgr_actors" {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = stats::free_addr().port();
         let p = resets::proxy(([127, 0, 0, 1], port).into());
         behind = Some((port, p.0));
         proxied = Some(p);

@@ -9,7 +9,7 @@ use ractor::concurrency::Duration as RDuration;
 use ractor::{pg, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{NodeServer, RactorClusterMessage};
 
-use crate::stats::Load;
+use crate::stats::{free_addr, runtime, Load};
 
 const GROUP: &str = "msgr_bench";
 const COOKIE: &str = "msgr-bench-cookie";
@@ -49,25 +49,9 @@ impl Actor for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 pub fn serve(ready: std::sync::mpsc::Sender<Vec<String>>) {
     runtime().block_on(async move {
-        let port = free_port();
+        let port = free_addr().port();
         let _node = node_server("server", port).await;
         let (server, _) = Actor::spawn(None, Server, ()).await.expect("server actor");
         pg::join(GROUP.into(), vec![server.get_cell()]);
@@ -80,7 +64,7 @@ pub fn serve(ready: std::sync::mpsc::Sender<Vec<String>>) {
 
 pub fn client(peer: &[String], load: Load) -> (u64, f64, f64, hdrhistogram::Histogram<u64>) {
     runtime().block_on(async move {
-        let node = node_server("client", free_port()).await;
+        let node = node_server("client", free_addr().port()).await;
         ractor_cluster::client_connect(&node, peer[0].as_str())
             .await
             .expect("connect");
@@ -136,7 +120,7 @@ async fn remote_server(wait: Duration) -> Option<ActorRef<BenchMsg>> {
 /// server in its group again, as a user of the API would; the failed tell is not resent.
 pub fn client_tells(peer: &[String], count: u64) -> serde_json::Value {
     runtime().block_on(async move {
-        let node = node_server("client", free_port()).await;
+        let node = node_server("client", free_addr().port()).await;
         ractor_cluster::client_connect(&node, peer[0].as_str())
             .await
             .expect("connect");

@@ -118,3 +118,21 @@ where
         lat.snapshot(),
     )
 }
+
+/// A loopback address no one listens on now, for a system that wants its port up front.
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The 2-worker tokio runtime the tokio-based peers (ractor, kameo) run on, as raw tokio and
+/// msgr get two IO threads per process.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::child::cpu_secs;
-use crate::stats::{request, sent_ns, Latencies, Load};
+use crate::stats::{free_addr, request, sent_ns, Latencies, Load};
 
 #[derive(Serialize, Deserialize, RemoteMessage)]
 pub struct BenchRequest {
@@ -180,13 +180,6 @@ impl Handler<BenchReply> for BenchClient {
             }
         }
     }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 pub fn serve(ready: std::sync::mpsc::Sender<Vec<String>>) {
